@@ -1,0 +1,139 @@
+#include "fsm.h"
+
+#include <spdlog/spdlog.h>
+
+#include "command.h"
+#include "vfs.h"
+
+namespace sqraft {
+
+Fsm::Fsm(Vfs& vfs, FsmObserver& observer) : vfs_(vfs), observer_(observer) {
+  fsm_.version = 3;
+  fsm_.data = this;
+  fsm_.apply = apply;
+  fsm_.snapshot = snapshot;
+  fsm_.restore = restore;
+  fsm_.snapshot_finalize = snapshot_finalize;
+  fsm_.snapshot_async = snapshot_async;
+}
+
+Fsm::~Fsm() = default;
+
+Status Fsm::apply_command(const struct raft_buffer* buf, uint64_t* proposal_id) {
+  Result<Command> decoded = decode_command(buf->base, buf->len);
+  if (!decoded.ok()) return decoded.status();
+  Command& cmd = decoded.value();
+  *proposal_id = cmd.proposal_id;
+  const bool own = cmd.proposal_id != 0 && observer_.is_own(cmd.proposal_id);
+  if (auto* open = std::get_if<OpenCommand>(&cmd.body)) {
+    return vfs_.apply_open(open->db, open->page1);
+  }
+  if (auto* frames = std::get_if<FramesBatch>(&cmd.body)) {
+    const bool commit = frames->commit;
+    std::string db = frames->db;
+    Status s = vfs_.apply_frames(std::move(*frames), own);
+    if (s.ok() && commit) observer_.committed(db);
+    return s;
+  }
+  if (auto* undo = std::get_if<UndoCommand>(&cmd.body)) {
+    return vfs_.apply_undo(undo->db, undo->txn_id);
+  }
+  return vfs_.apply_checkpoint(std::get<CheckpointCommand>(cmd.body).db);
+}
+
+int Fsm::apply(struct raft_fsm* raw, const struct raft_buffer* buf, void** result) {
+  Fsm* self = static_cast<Fsm*>(raw->data);
+  *result = nullptr;
+  if (self->halted_) return RAFT_SHUTDOWN;  // stop applying: the node is going down
+  try {
+    uint64_t proposal_id = 0;
+    Status s = self->apply_command(buf, &proposal_id);
+    self->applied_++;
+    if (s.is_divergence()) {
+      spdlog::critical("FATAL: {}", s.message());
+      self->halted_ = true;
+      if (proposal_id != 0) self->observer_.applied(proposal_id, s);
+      self->observer_.diverged(s);
+      return RAFT_CORRUPT;
+    }
+    if (!s.ok()) spdlog::warn("apply: command skipped: {}", s.message());
+    if (proposal_id != 0) self->observer_.applied(proposal_id, s);
+    return 0;
+  } catch (const std::exception& e) {
+    // Only allocation failures can get here; never let them cross into C.
+    spdlog::critical("apply: {}", e.what());
+    self->halted_ = true;
+    self->observer_.diverged(Status::NoMemory(std::string("apply: ") + e.what()));
+    return RAFT_NOMEM;
+  }
+}
+
+int Fsm::snapshot(struct raft_fsm* raw, struct raft_buffer* bufs[], unsigned* n_bufs) {
+  Fsm* self = static_cast<Fsm*>(raw->data);
+  if (self->halted_) return RAFT_SHUTDOWN;
+  if (self->pending_) return RAFT_BUSY;
+  try {
+    self->pending_ = std::make_unique<PendingSnapshot>();
+    self->pending_->images = self->vfs_.capture();
+  } catch (const std::exception& e) {
+    spdlog::error("snapshot: {}", e.what());
+    self->pending_.reset();
+    return RAFT_NOMEM;
+  }
+  *bufs = nullptr;
+  *n_bufs = 0;
+  return 0;
+}
+
+int Fsm::snapshot_async(struct raft_fsm* raw, struct raft_buffer* bufs[], unsigned* n_bufs) {
+  Fsm* self = static_cast<Fsm*>(raw->data);
+  PendingSnapshot* p = self->pending_.get();
+  if (p == nullptr) return RAFT_INVALID;
+  try {
+    p->encoded = encode_snapshot(p->images);
+    p->bufs.reset(new struct raft_buffer[p->encoded.size()]);
+    for (size_t i = 0; i < p->encoded.size(); i++) {
+      p->bufs[i].base = p->encoded[i].data.get();
+      p->bufs[i].len = p->encoded[i].size;
+    }
+  } catch (const std::exception& e) {
+    spdlog::error("snapshot: {}", e.what());
+    return RAFT_NOMEM;
+  }
+  *bufs = p->bufs.get();
+  *n_bufs = unsigned(p->encoded.size());
+  return 0;
+}
+
+int Fsm::snapshot_finalize(struct raft_fsm* raw, struct raft_buffer* bufs[], unsigned* n_bufs) {
+  Fsm* self = static_cast<Fsm*>(raw->data);
+  if (self->pending_ && !self->pending_->encoded.empty()) self->snapshots_++;
+  self->pending_.reset();
+  *bufs = nullptr;
+  *n_bufs = 0;
+  return 0;
+}
+
+int Fsm::restore(struct raft_fsm* raw, struct raft_buffer* buf) {
+  Fsm* self = static_cast<Fsm*>(raw->data);
+  try {
+    Result<std::vector<DbImage>> images =
+        decode_snapshot(static_cast<const uint8_t*>(buf->base), buf->len);
+    if (!images.ok()) {
+      spdlog::error("restore refused: {}", images.status().message());
+      return RAFT_CORRUPT;
+    }
+    if (Status s = self->vfs_.restore(images.value()); !s.ok()) {
+      spdlog::error("restore refused: {}", s.message());
+      return RAFT_CORRUPT;
+    }
+  } catch (const std::exception& e) {
+    spdlog::error("restore: {}", e.what());
+    return RAFT_NOMEM;
+  }
+  self->restores_++;
+  raft_free(buf->base);  // on success the buffer is ours
+  return 0;
+}
+
+}  // namespace sqraft

@@ -1,0 +1,307 @@
+#include "replica.h"
+
+#include <spdlog/spdlog.h>
+
+#include <cstring>
+#include <random>
+
+namespace sqraft {
+
+namespace {
+
+Status status_from_raft(int rv, const char* what) {
+  switch (rv) {
+    case RAFT_NOTLEADER:
+      return Status::NotLeader();
+    case RAFT_LEADERSHIPLOST:
+      return Status::LeadershipLost();
+    case RAFT_SHUTDOWN:
+    case RAFT_CANCELED:
+      return Status::LeadershipLost("leadership lost: node is shutting down");
+    case RAFT_NOMEM:
+      return Status::NoMemory(std::string(what) + ": out of memory");
+    case RAFT_TOOBIG:
+      return Status::Error(SQLITE_TOOBIG, std::string(what) + ": entry too big");
+    default:
+      return Status::IoError(std::string(what) + ": " + raft_strerror(rv));
+  }
+}
+
+}  // namespace
+
+void Replica::Waiter::complete(const Status& s) {
+  std::lock_guard lk(mu);
+  if (done) return;
+  status = s;
+  done = true;
+  cv.notify_all();
+}
+
+Status Replica::Waiter::wait() {
+  std::unique_lock lk(mu);
+  cv.wait(lk, [&] { return done; });
+  return status;
+}
+
+Replica::Replica(Options options) : options_(std::move(options)) {
+  std::random_device rd;
+  next_proposal_id_ = (uint64_t(rd()) << 32 | rd()) & ~(uint64_t{0xffff} << 48);
+  if (next_proposal_id_ == 0) next_proposal_id_ = 1;
+}
+
+Result<std::unique_ptr<Replica>> Replica::create(Options options) {
+  std::unique_ptr<Replica> self(new Replica(options));
+  Vfs::Options vo;
+  vo.name = options.vfs_name;
+  vo.page_size = options.page_size;
+  vo.spill_threshold_bytes = options.spill_threshold_bytes;
+  Result<std::unique_ptr<Vfs>> vfs = Vfs::create(vo, self.get());
+  if (!vfs.ok()) return vfs.status();
+  self->vfs_ = std::move(vfs).value();
+  self->fsm_ = std::make_unique<Fsm>(*self->vfs_, *self);
+  return self;
+}
+
+Replica::~Replica() {
+  // Writers must be gone; fail anything still registered so nobody waits forever.
+  for (auto& [id, p] : inflight_) {
+    if (p->waiter) p->waiter->complete(Status::LeadershipLost("node destroyed"));
+  }
+}
+
+void Replica::attach(struct raft* raft, std::function<void()> wake_loop) {
+  raft_ = raft;
+  wake_loop_ = std::move(wake_loop);
+  loop_thread_ = std::this_thread::get_id();
+}
+
+Status Replica::divergence() const {
+  if (!diverged_.load()) return Status::Ok();
+  return divergence_;
+}
+
+bool Replica::busy() const {
+  std::lock_guard lk(post_mu_);
+  return !posted_.empty() || !inflight_.empty() || vfs_work_.load();
+}
+
+void Replica::post(std::function<void()> fn) {
+  {
+    std::lock_guard lk(post_mu_);
+    posted_.push_back(std::move(fn));
+  }
+  if (wake_loop_) wake_loop_();
+}
+
+void Replica::wake() {
+  vfs_work_ = true;
+  if (wake_loop_) wake_loop_();
+}
+
+void Replica::poll() {
+  std::vector<std::function<void()>> fns;
+  {
+    std::lock_guard lk(post_mu_);
+    fns.swap(posted_);
+  }
+  for (auto& fn : fns) fn();
+  if (vfs_work_.exchange(false)) vfs_->drain();
+  update_leadership();
+}
+
+void Replica::shutdown() {
+  stopping_ = true;
+  writes_allowed_ = false;
+  poll();  // fail whatever was posted
+  for (auto& [id, p] : inflight_) {
+    if (p->waiter) p->waiter->complete(Status::LeadershipLost("leadership lost: node is shutting down"));
+  }
+}
+
+// ---- proposals -------------------------------------------------------------
+
+std::unique_ptr<Replica::Proposal> Replica::make_proposal(Command& cmd, std::string* encoded) {
+  auto p = std::make_unique<Proposal>();
+  p->self = this;
+  p->id = next_proposal_id_.fetch_add(1);
+  cmd.proposal_id = p->id;
+  *encoded = encode_command(cmd);
+  return p;
+}
+
+Status Replica::propose_and_wait(Command cmd) {
+  if (on_loop_thread()) return Status::Internal("a write cannot wait for Raft on the loop thread");
+  if (stopping_ || diverged_) return Status::LeadershipLost("leadership lost: node is shutting down");
+  std::string encoded;
+  std::unique_ptr<Proposal> p = make_proposal(cmd, &encoded);
+  auto waiter = std::make_shared<Waiter>();
+  p->waiter = waiter;
+  post([this, p = p.release(), e = std::move(encoded)]() mutable {
+    submit(std::unique_ptr<Proposal>(p), std::move(e));
+  });
+  return waiter->wait();
+}
+
+void Replica::propose_async(Command cmd) {
+  std::string encoded;
+  std::unique_ptr<Proposal> p = make_proposal(cmd, &encoded);
+  if (const auto* c = std::get_if<CheckpointCommand>(&cmd.body)) p->checkpoint_db = c->db;
+  if (raft_ != nullptr && on_loop_thread()) {
+    submit(std::move(p), std::move(encoded));
+    return;
+  }
+  post([this, p = p.release(), e = std::move(encoded)]() mutable {
+    submit(std::unique_ptr<Proposal>(p), std::move(e));
+  });
+}
+
+void Replica::submit(std::unique_ptr<Proposal> p, std::string encoded) {
+  auto fail = [&](const Status& s) {
+    if (p->waiter) p->waiter->complete(s);
+    if (!p->checkpoint_db.empty()) checkpoints_inflight_.erase(p->checkpoint_db);
+  };
+  if (stopping_ || diverged_ || raft_ == nullptr) {
+    fail(Status::LeadershipLost("leadership lost: node is shutting down"));
+    return;
+  }
+  if (raft_state(raft_) != RAFT_LEADER) {
+    fail(Status::NotLeader());
+    return;
+  }
+  struct raft_buffer buf;
+  buf.len = encoded.size();
+  buf.base = raft_malloc(buf.len);
+  if (buf.base == nullptr) {
+    fail(Status::NoMemory("propose: out of memory"));
+    return;
+  }
+  std::memcpy(buf.base, encoded.data(), buf.len);
+  p->req.data = p.get();
+  int rv = raft_apply(raft_, &p->req, &buf, 1, apply_cb);
+  if (rv != 0) {
+    raft_free(buf.base);
+    fail(status_from_raft(rv, "propose"));
+    return;
+  }
+  inflight_[p->id] = p.get();
+  p.release();  // freed in apply_cb
+}
+
+void Replica::apply_cb(struct raft_apply* req, int status, void* /*result*/) {
+  std::unique_ptr<Proposal> p(static_cast<Proposal*>(req->data));
+  Replica* self = p->self;
+  self->inflight_.erase(p->id);
+  if (!p->checkpoint_db.empty()) self->checkpoints_inflight_.erase(p->checkpoint_db);
+  if (p->waiter) {
+    // Success was reported by applied(); here only failures remain.
+    p->waiter->complete(status == 0 ? Status::Internal("proposal applied without a result")
+                                    : status_from_raft(status, "replicate"));
+  }
+}
+
+// ---- ReplicationHooks ----------------------------------------------------------
+
+Status Replica::replicate(const FramesBatch& batch) {
+  Command cmd;
+  cmd.body = batch;
+  if (batch.commit && corrupt_next_checksum_.exchange(false)) {
+    std::get<FramesBatch>(cmd.body).checksum ^= 0x5a5a5a5a5a5a5a5aULL;
+  }
+  return propose_and_wait(std::move(cmd));
+}
+
+Status Replica::create_database(const std::string& name, const PagePtr& page1) {
+  Command cmd;
+  cmd.body = OpenCommand{name, options_.page_size, page1};
+  return propose_and_wait(std::move(cmd));
+}
+
+void Replica::undo(const std::string& db, uint64_t txn_id) {
+  Command cmd;
+  cmd.body = UndoCommand{db, txn_id};
+  propose_async(std::move(cmd));
+}
+
+// ---- FsmObserver ---------------------------------------------------------------
+
+bool Replica::is_own(uint64_t proposal_id) {
+  auto it = inflight_.find(proposal_id);
+  return it != inflight_.end() && it->second->waiter != nullptr;
+}
+
+void Replica::applied(uint64_t proposal_id, const Status& status) {
+  auto it = inflight_.find(proposal_id);
+  if (it == inflight_.end()) return;
+  if (it->second->waiter) it->second->waiter->complete(status);
+}
+
+void Replica::diverged(const Status& status) {
+  divergence_ = status;
+  diverged_ = true;
+  writes_allowed_ = false;
+  for (auto& [id, p] : inflight_) {
+    if (p->waiter) p->waiter->complete(status);
+  }
+  if (on_fatal_) on_fatal_(status);
+}
+
+void Replica::committed(const std::string& db) {
+  if (!writes_allowed_ || checkpoints_inflight_.count(db)) return;
+  std::shared_ptr<Database> d = vfs_->find(db);
+  if (!d || d->wal_frames() < options_.checkpoint_threshold_frames) return;
+  checkpoints_inflight_.insert(db);
+  Command cmd;
+  cmd.body = CheckpointCommand{db};
+  propose_async(std::move(cmd));
+}
+
+// ---- leadership ------------------------------------------------------------------
+
+namespace {
+struct BarrierRequest {
+  struct raft_barrier req;
+  Replica* self;
+  raft_term term;
+};
+}  // namespace
+
+void Replica::update_leadership() {
+  if (raft_ == nullptr || stopping_ || diverged_) {
+    writes_allowed_ = false;
+    return;
+  }
+  if (raft_state(raft_) != RAFT_LEADER) {
+    writes_allowed_ = false;
+    ready_term_ = 0;
+    return;
+  }
+  const raft_term term = raft_->current_term;
+  if (ready_term_ == term || barrier_term_ == term) return;
+  // A new term: everything earlier leaders committed must be applied before
+  // this node lets a transaction start, or it would build on a stale state.
+  writes_allowed_ = false;
+  auto* b = new BarrierRequest{{}, this, term};
+  b->req.data = b;
+  if (raft_barrier(raft_, &b->req, barrier_cb) != 0) {
+    delete b;
+    return;  // try again on the next poll
+  }
+  barrier_term_ = term;
+}
+
+void Replica::barrier_cb(struct raft_barrier* req, int status) {
+  std::unique_ptr<BarrierRequest> b(static_cast<BarrierRequest*>(req->data));
+  Replica* self = b->self;
+  if (self->barrier_term_ == b->term) self->barrier_term_ = 0;
+  if (status != 0 || self->stopping_ || self->diverged_) return;
+  if (raft_state(self->raft_) != RAFT_LEADER || self->raft_->current_term != b->term) return;
+  self->ready_term_ = b->term;
+  // Transactions an earlier leader streamed but never finished are dropped.
+  for (const std::string& name : self->vfs_->names()) {
+    std::shared_ptr<Database> db = self->vfs_->find(name);
+    if (db && db->pending_txn() != 0) self->undo(name, db->pending_txn());
+  }
+  self->writes_allowed_ = true;
+}
+
+}  // namespace sqraft

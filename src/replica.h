@@ -1,0 +1,142 @@
+// Replica: the glue between one node's VFS and its Raft instance.
+//
+// It implements the VFS's ReplicationHooks (writers on their own threads ask
+// for their frames to be replicated and wait) and the FSM's observer (the loop
+// thread tells waiting writers that their command was applied). It also owns
+// the node's notion of "may write": this node is the leader and a barrier of
+// the current term has been applied, so everything earlier leaders committed
+// is visible before any new transaction starts.
+//
+// Threads: attach(), poll(), shutdown() and the FsmObserver methods run on the
+// loop thread; the ReplicationHooks methods run on any other thread and only
+// talk to the loop through post().
+#pragma once
+
+#include "raft_api.h"
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "command.h"
+#include "fsm.h"
+#include "status.h"
+#include "vfs.h"
+
+namespace sqraft {
+
+class Replica final : public ReplicationHooks, public FsmObserver {
+ public:
+  struct Options {
+    std::string vfs_name;  // unique in the process
+    uint32_t page_size = 4096;
+    size_t spill_threshold_bytes = size_t{8} << 20;
+    // The leader asks for a Checkpoint once a database's WAL has this many frames.
+    uint32_t checkpoint_threshold_frames = 1000;
+  };
+
+  static Result<std::unique_ptr<Replica>> create(Options options);
+  ~Replica() override;
+
+  Vfs& vfs() { return *vfs_; }
+  Fsm& fsm() { return *fsm_; }
+  struct raft_fsm* raft_fsm() { return fsm_->raft_fsm(); }
+
+  // Binds the Raft instance (after raft_init) and a function that makes the
+  // loop thread call poll() soon. Loop thread.
+  void attach(struct raft* raft, std::function<void()> wake_loop);
+  // Runs posted work, deferred VFS work, and tracks leadership. Loop thread.
+  void poll();
+  // Fails every waiting writer and refuses new work. Loop thread.
+  void shutdown();
+
+  // Set when the FSM found this node's state diverged; the node must stop.
+  bool diverged() const { return diverged_.load(); }
+  Status divergence() const;
+  // Invoked (loop thread) when the node must stop.
+  void on_fatal(std::function<void(const Status&)> cb) { on_fatal_ = std::move(cb); }
+
+  // Work is waiting for the loop thread (posted and not yet run, or proposals
+  // not yet decided). Loop thread.
+  bool busy() const;
+  bool leader_ready() const { return writes_allowed_.load(); }
+
+  // ReplicationHooks (any thread but the loop's).
+  bool writes_allowed() override { return writes_allowed_.load(); }
+  Status replicate(const FramesBatch& batch) override;
+  Status create_database(const std::string& name, const PagePtr& page1) override;
+  void undo(const std::string& db, uint64_t txn_id) override;
+  void wake() override;
+
+  // FsmObserver (loop thread).
+  bool is_own(uint64_t proposal_id) override;
+  void applied(uint64_t proposal_id, const Status& status) override;
+  void diverged(const Status& status) override;
+  void committed(const std::string& db) override;
+
+  // Testing: tamper with the checksum of this node's next commit (to prove
+  // followers catch divergence).
+  void corrupt_next_checksum_for_testing() { corrupt_next_checksum_ = true; }
+
+ private:
+  struct Waiter {
+    std::mutex mu;
+    std::condition_variable cv;
+    bool done = false;
+    Status status;
+    void complete(const Status& s);
+    Status wait();
+  };
+  struct Proposal {
+    struct raft_apply req;
+    Replica* self = nullptr;
+    uint64_t id = 0;
+    std::string checkpoint_db;  // a Checkpoint proposal: clear the in-flight mark
+    std::shared_ptr<Waiter> waiter;  // null: nobody waits
+  };
+
+  explicit Replica(Options options);
+  Status propose_and_wait(Command cmd);
+  void propose_async(Command cmd);
+  std::unique_ptr<Proposal> make_proposal(Command& cmd, std::string* encoded);
+  void post(std::function<void()> fn);
+  void submit(std::unique_ptr<Proposal> p, std::string encoded);  // loop thread
+  static void apply_cb(struct raft_apply* req, int status, void* result);
+  static void barrier_cb(struct raft_barrier* req, int status);
+  void update_leadership();
+  bool on_loop_thread() const { return std::this_thread::get_id() == loop_thread_; }
+
+  Options options_;
+  std::unique_ptr<Vfs> vfs_;
+  std::unique_ptr<Fsm> fsm_;
+  struct raft* raft_ = nullptr;
+  std::function<void()> wake_loop_;
+  std::thread::id loop_thread_;
+  std::function<void(const Status&)> on_fatal_;
+
+  mutable std::mutex post_mu_;
+  std::vector<std::function<void()>> posted_;
+  std::atomic<bool> vfs_work_{false};
+  std::atomic<uint64_t> next_proposal_id_;
+  std::atomic<bool> writes_allowed_{false};
+  std::atomic<bool> diverged_{false};
+  std::atomic<bool> stopping_{false};
+  Status divergence_;  // loop thread writes, then sets diverged_
+  std::atomic<bool> corrupt_next_checksum_{false};
+
+  // Loop thread only.
+  std::unordered_map<uint64_t, Proposal*> inflight_;
+  std::set<std::string> checkpoints_inflight_;
+  raft_term ready_term_ = 0;
+  raft_term barrier_term_ = 0;
+};
+
+}  // namespace sqraft

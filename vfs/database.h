@@ -1,0 +1,192 @@
+// Database: one SQLite database inside a node, held in memory as pages, a WAL
+// and a wal-index, together with the locks of every connection that has it
+// open and the state that replication needs.
+//
+// Two kinds of callers use it:
+//  * SQLite connections, through the VFS file methods (any thread). On the
+//    leader, the connection holding the WAL write lock is "the writer": the
+//    frames it writes are captured, and the frames of a commit are handed back
+//    to the VFS (which replicates them) before SQLite may publish them.
+//  * The node's loop thread, through the apply_* methods, when replicated
+//    commands are applied, and for snapshots.
+//
+// Visibility: frames become visible to readers only when the wal-index header
+// is published. A leader's writer publishes its own commit after the command
+// carrying it was applied (publish_pending_ covers that short window);
+// everything else is published by the loop thread, which needs the WAL write
+// lock to do so. If a local writer holds it (a leader that just lost
+// leadership), the commit is queued in deferred_ and applied once the lock is
+// handed over.
+//
+// Thread-safety: every method takes mu_. No method blocks on another thread
+// except wait_publish(), which waits for a writer that has already been told
+// its commit is applied (a bounded, in-memory step).
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "frames.h"
+#include "lock_table.h"
+#include "shm.h"
+#include "state_hash.h"
+#include "status.h"
+
+namespace sqraft {
+
+class Database {
+ public:
+  struct Options {
+    uint32_t page_size = 4096;
+    // A transaction whose unreplicated frames exceed this is streamed in pieces.
+    size_t spill_threshold_bytes = size_t{8} << 20;
+    // Replicated databases capture writes and refuse EXCLUSIVE file locks.
+    bool replicated = true;
+  };
+
+  // Creates a database whose only page is `page1` (see initial_page1()).
+  Database(std::string name, const PagePtr& page1, Options options);
+  Database(const Database&) = delete;
+  Database& operator=(const Database&) = delete;
+
+  const std::string& name() const { return name_; }
+  uint32_t page_size() const { return page_size_; }
+
+  // ---- database file (SQLite connections) --------------------------------
+  int db_read(void* buf, int n, int64_t offset);
+  int db_write(const void* buf, int n, int64_t offset);
+  int db_truncate(int64_t size);
+  int64_t db_size();
+
+  // ---- WAL file -----------------------------------------------------------
+  struct WalWrite {
+    int rc = SQLITE_OK;
+    std::optional<FramesBatch> batch;  // frames to replicate before returning
+  };
+  // Frames are attributed to the current writer (only the holder of the WAL
+  // write lock writes the WAL).
+  WalWrite wal_write(const void* buf, int n, int64_t offset);
+  int wal_read(void* buf, int n, int64_t offset);
+  int wal_truncate(int64_t size);
+  int64_t wal_size();
+  // Tells the database how replicating `batch` ended.
+  // Returns the code the WAL write must return to SQLite.
+  int on_replicated(const FramesBatch& batch, const Status& status);
+
+  // ---- locks and wal-index -------------------------------------------------
+  int file_lock(LockOwner owner, int level);
+  int file_unlock(LockOwner owner, int level);
+  bool file_reserved();
+  int shm_map(int region, int size, bool extend, void volatile** pp);
+
+  // What the VFS must do after an shm lock call.
+  struct ShmLockResult {
+    int rc = SQLITE_OK;
+    uint64_t undo_txn = 0;    // non-zero: replicate an Undo for this transaction
+    bool wake_loop = false;   // deferred work was handed to the loop thread
+  };
+  // `system` marks the node's own connections (checkpoints); `writes_allowed`
+  // is whether this node may start a replicated write transaction now.
+  ShmLockResult shm_lock(LockOwner owner, bool system, int offset, int n, int flags,
+                         bool writes_allowed);
+  ShmLockResult close_connection(LockOwner owner);
+
+  // ---- replication (loop thread) -------------------------------------------
+  // Applies one piece of a transaction. `own` means this node's writer
+  // produced it and is waiting in wal_write(). A commit whose checksum does
+  // not match the local state is refused with a Divergence status and nothing
+  // is changed.
+  Status apply_frames(FramesBatch batch, bool own);
+  // Drops the pending transaction `txn_id` (no-op if it is not pending).
+  void apply_undo(uint64_t txn_id);
+  // Runs queued commits if the loop thread holds the write lock.
+  void drain_deferred();
+  // Waits until the writer has published a commit it was told is applied.
+  void wait_publish();
+
+  // A consistent image of the committed state (the pending transaction
+  // included). Cheap: pages are shared, not copied.
+  DbImage capture();
+  // Replaces the content with `image` (already verified by the caller).
+  // Readers in flight keep a consistent view: if any exist, the new content
+  // is committed through the WAL instead of replacing the files.
+  Status install(const DbImage& image);
+
+  // ---- inspection ------------------------------------------------------------
+  uint64_t state_checksum();            // incrementally maintained
+  uint64_t recompute_state_checksum();  // from the visible content, slowly
+  uint32_t wal_frames();                // published mxFrame
+  bool has_deferred();
+  uint64_t pending_txn();
+
+  // The first page of a new, empty database in WAL mode.
+  static PagePtr initial_page1(uint32_t page_size);
+  // Logical pages of an image (db pages overlaid with its WAL), n_page long.
+  static std::vector<PagePtr> logical_pages(const DbImage& image);
+
+ private:
+  struct WalFrameSlot {
+    uint8_t header[wal::kFrameHeaderSize] = {};
+    PagePtr page;
+  };
+  struct Capture {  // the current writer's transaction
+    LockOwner writer = nullptr;
+    uint64_t txn_id = 0;
+    std::optional<uint32_t> base;  // published mxFrame when its first frame was written
+    std::map<uint32_t, CapturedFrame> unshipped;
+    size_t unshipped_bytes = 0;
+    bool shipped_pieces = false;
+    bool failed = false;
+    bool committed = false;  // applied; SQLite has not published it yet
+    uint32_t frame_count = 0;
+    uint32_t db_size = 0;
+  };
+  struct DeferredCommit {
+    std::vector<CapturedFrame> frames;  // positions 1..n in order
+    uint32_t db_size = 0;
+  };
+
+  // REQUIRES: mu_ held.
+  void init_index_locked(uint32_t n_page);
+  wal::IndexHeader header_locked() const;
+  void wal_copy_locked(bool write, uint8_t* buf, int n, int64_t offset, const uint8_t* src);
+  std::optional<FramesBatch> capture_frame_locked(uint32_t frame, Status* error);
+  FramesBatch make_batch_locked(bool commit);
+  std::vector<StateHash::PageChange> final_changes_locked(const std::vector<CapturedFrame>& frames,
+                                                          uint32_t db_size) const;
+  void write_commit_locked(const std::vector<CapturedFrame>& frames, uint32_t db_size);
+  void maybe_restart_wal_locked(wal::IndexHeader& h);
+  ShmLockResult end_write_locked();
+  bool try_system_locks_locked(int offset, int n);
+  void release_system_locks_locked(int offset, int n);
+  std::vector<PagePtr> visible_pages_locked();
+
+  const std::string name_;
+  const uint32_t page_size_;
+  const Options options_;
+
+  std::mutex mu_;
+  std::condition_variable publish_cv_;
+  std::vector<PagePtr> pages_;  // database file
+  bool wal_has_header_ = false;
+  uint8_t wal_header_[wal::kHeaderSize] = {};
+  std::vector<WalFrameSlot> wal_;  // wal_[i] is frame i + 1
+  Shm shm_;
+  LockTable locks_;
+  StateHash hash_;      // logical state as of the last applied command
+  PendingTxn pending_;  // streamed transaction awaiting its commit
+  Capture capture_;
+  std::deque<DeferredCommit> deferred_;
+  uint32_t checkpoint_seq_ = 0;
+  uint64_t next_txn_id_ = 1;
+  std::mt19937 salt_rng_;
+};
+
+}  // namespace sqraft

@@ -1,0 +1,478 @@
+#include "vfs.h"
+
+#include <spdlog/spdlog.h>
+#include <strings.h>
+
+#include <algorithm>
+#include <cstring>
+#include <new>
+
+namespace sqraft {
+
+namespace {
+
+// Set while the loop thread opens its own (system) connections, so that
+// xOpen can mark them: they may take the write lock without capturing.
+thread_local bool t_opening_system = false;
+
+constexpr int kDeviceCharacteristics =
+    SQLITE_IOCAP_POWERSAFE_OVERWRITE | SQLITE_IOCAP_SAFE_APPEND | SQLITE_IOCAP_SEQUENTIAL;
+constexpr const char kWalSuffix[] = "-wal";
+constexpr const char kJournalSuffix[] = "-journal";
+
+bool ends_with(const std::string& s, const char* suffix) {
+  const size_t n = std::strlen(suffix);
+  return s.size() > n && s.compare(s.size() - n, n, suffix) == 0;
+}
+
+}  // namespace
+
+// A file opened through sqraft's VFS (main database or WAL). Temporary files
+// are opened by the default VFS directly into SQLite's buffer instead.
+struct SqraftFile {
+  sqlite3_file base;  // must come first
+  Vfs* vfs;
+  std::shared_ptr<Database> db;
+  bool is_wal;
+  bool system;
+};
+
+struct VfsGlue {
+  static Vfs* of(sqlite3_vfs* v) { return static_cast<Vfs*>(v->pAppData); }
+  static SqraftFile* of(sqlite3_file* f) { return reinterpret_cast<SqraftFile*>(f); }
+
+  static void after_shm_event(SqraftFile* f, const Database::ShmLockResult& r) {
+    ReplicationHooks* hooks = f->vfs->hooks_;
+    if (!hooks) return;
+    if (r.undo_txn != 0) hooks->undo(f->db->name(), r.undo_txn);
+    if (r.wake_loop) hooks->wake();
+  }
+
+  // ---- io methods shared by main and WAL files ----
+  static int close(sqlite3_file* file) {
+    SqraftFile* f = of(file);
+    if (!f->is_wal) after_shm_event(f, f->db->close_connection(file));
+    f->~SqraftFile();
+    return SQLITE_OK;
+  }
+  static int sync(sqlite3_file*, int) { return SQLITE_OK; }
+  static int sector_size(sqlite3_file*) { return 4096; }
+  static int device_characteristics(sqlite3_file*) { return kDeviceCharacteristics; }
+
+  // ---- main database file ----
+  static int db_read(sqlite3_file* file, void* buf, int n, sqlite3_int64 off) {
+    return of(file)->db->db_read(buf, n, off);
+  }
+  static int db_write(sqlite3_file* file, const void* buf, int n, sqlite3_int64 off) {
+    return of(file)->db->db_write(buf, n, off);
+  }
+  static int db_truncate(sqlite3_file* file, sqlite3_int64 size) { return of(file)->db->db_truncate(size); }
+  static int db_file_size(sqlite3_file* file, sqlite3_int64* size) {
+    *size = of(file)->db->db_size();
+    return SQLITE_OK;
+  }
+  static int db_lock(sqlite3_file* file, int level) { return of(file)->db->file_lock(file, level); }
+  static int db_unlock(sqlite3_file* file, int level) { return of(file)->db->file_unlock(file, level); }
+  static int db_check_reserved(sqlite3_file* file, int* out) {
+    *out = of(file)->db->file_reserved() ? 1 : 0;
+    return SQLITE_OK;
+  }
+  static int pragma_error(char** args, const std::string& message) {
+    args[0] = sqlite3_mprintf("%s", message.c_str());
+    return SQLITE_ERROR;
+  }
+  static int db_file_control(sqlite3_file* file, int op, void* arg) {
+    SqraftFile* f = of(file);
+    if (op != SQLITE_FCNTL_PRAGMA) return SQLITE_NOTFOUND;
+    char** args = static_cast<char**>(arg);
+    const char* name = args[1];
+    const char* value = args[2];
+    if (value == nullptr) return SQLITE_NOTFOUND;
+    if (strcasecmp(name, "journal_mode") == 0 && strcasecmp(value, "wal") != 0) {
+      return pragma_error(args, "sqraft databases always use journal_mode=WAL");
+    }
+    if (strcasecmp(name, "locking_mode") == 0 && strcasecmp(value, "exclusive") == 0) {
+      return pragma_error(args, "sqraft databases do not support locking_mode=EXCLUSIVE");
+    }
+    if (strcasecmp(name, "page_size") == 0 && std::strtoul(value, nullptr, 10) != f->db->page_size()) {
+      return pragma_error(args, "the page size of sqraft databases is fixed at " +
+                                    std::to_string(f->db->page_size()));
+    }
+    return SQLITE_NOTFOUND;
+  }
+  static int shm_map(sqlite3_file* file, int region, int size, int extend, void volatile** pp) {
+    return of(file)->db->shm_map(region, size, extend != 0, pp);
+  }
+  static int shm_lock(sqlite3_file* file, int offset, int n, int flags) {
+    SqraftFile* f = of(file);
+    ReplicationHooks* hooks = f->vfs->hooks_;
+    const bool wants_write = offset == 0 && (flags & SQLITE_SHM_LOCK) && (flags & SQLITE_SHM_EXCLUSIVE);
+    const bool allowed = !wants_write || hooks == nullptr || f->system || hooks->writes_allowed();
+    Database::ShmLockResult r = f->db->shm_lock(file, f->system, offset, n, flags, allowed);
+    after_shm_event(f, r);
+    return r.rc;
+  }
+  static void shm_barrier(sqlite3_file*) { Shm::barrier(); }
+  static int shm_unmap(sqlite3_file*, int) {
+    return SQLITE_OK;  // the wal-index lives as long as the database
+  }
+
+  // ---- WAL file ----
+  static int wal_read(sqlite3_file* file, void* buf, int n, sqlite3_int64 off) {
+    return of(file)->db->wal_read(buf, n, off);
+  }
+  static int wal_write(sqlite3_file* file, const void* buf, int n, sqlite3_int64 off) {
+    SqraftFile* f = of(file);
+    Database::WalWrite w = f->db->wal_write(buf, n, off);
+    if (w.rc != SQLITE_OK || !w.batch) return w.rc;
+    // The frames must be applied before SQLite may go on (and, for a commit,
+    // publish them). This blocks the writer's thread, never the loop.
+    Status s = f->vfs->hooks_->replicate(*w.batch);
+    if (!s.ok()) {
+      spdlog::debug("db '{}': replicating txn {:x} failed: {}", f->db->name(), w.batch->txn_id,
+                    s.message());
+    }
+    return f->db->on_replicated(*w.batch, s);
+  }
+  static int wal_truncate(sqlite3_file* file, sqlite3_int64 size) { return of(file)->db->wal_truncate(size); }
+  static int wal_file_size(sqlite3_file* file, sqlite3_int64* size) {
+    *size = of(file)->db->wal_size();
+    return SQLITE_OK;
+  }
+  static int no_lock(sqlite3_file*, int) { return SQLITE_OK; }
+  static int no_reserved(sqlite3_file*, int* out) {
+    *out = 0;
+    return SQLITE_OK;
+  }
+  static int no_file_control(sqlite3_file*, int, void*) { return SQLITE_NOTFOUND; }
+
+  static constexpr sqlite3_io_methods kDbMethods = {
+      2,         close,     db_read,          db_write,      db_truncate,
+      sync,      db_file_size, db_lock,       db_unlock,     db_check_reserved,
+      db_file_control, sector_size, device_characteristics, shm_map, shm_lock,
+      shm_barrier, shm_unmap, nullptr, nullptr};
+  static constexpr sqlite3_io_methods kWalMethods = {
+      1,    close,         wal_read,    wal_write,      wal_truncate,
+      sync, wal_file_size, no_lock,     no_lock,        no_reserved,
+      no_file_control, sector_size, device_characteristics, nullptr, nullptr,
+      nullptr, nullptr, nullptr, nullptr};
+
+  // ---- VFS methods ----
+  static int open(sqlite3_vfs* v, sqlite3_filename name, sqlite3_file* file, int flags, int* out_flags) {
+    Vfs* self = of(v);
+    file->pMethods = nullptr;
+    const bool main_db = flags & SQLITE_OPEN_MAIN_DB;
+    const bool wal = flags & SQLITE_OPEN_WAL;
+    if (!main_db && !wal) {
+      if (flags & (SQLITE_OPEN_MAIN_JOURNAL | SQLITE_OPEN_SUPER_JOURNAL)) {
+        spdlog::error("vfs {}: refusing rollback journal '{}': databases are WAL only", self->name(),
+                      name ? name : "");
+        return SQLITE_CANTOPEN;
+      }
+      return self->base_->xOpen(self->base_, name, file, flags, out_flags);  // temporary file
+    }
+    if (name == nullptr) return SQLITE_CANTOPEN;
+    std::string db_name(name);
+    if (wal) {
+      if (!ends_with(db_name, kWalSuffix)) return SQLITE_CANTOPEN;
+      db_name.resize(db_name.size() - std::strlen(kWalSuffix));
+    }
+    std::shared_ptr<Database> db = self->find(db_name);
+    if (!db && main_db && (flags & SQLITE_OPEN_CREATE)) {
+      if (!validate_ok(db_name)) return SQLITE_CANTOPEN;
+      if (self->hooks_ == nullptr) {
+        db = self->create_local(db_name, Database::initial_page1(self->options_.page_size));
+      } else {
+        Status s = self->hooks_->create_database(db_name, Database::initial_page1(self->options_.page_size));
+        if (!s.ok()) {
+          spdlog::info("vfs {}: cannot create db '{}': {}", self->name(), db_name, s.message());
+          return s.is_not_leader() || s.is_leadership_lost() ? s.code() : SQLITE_CANTOPEN;
+        }
+        db = self->find(db_name);
+      }
+    }
+    if (!db) return SQLITE_CANTOPEN;
+    auto* f = new (file) SqraftFile{{}, self, std::move(db), wal, t_opening_system};
+    f->base.pMethods = wal ? &kWalMethods : &kDbMethods;
+    if (out_flags) *out_flags = flags;
+    return SQLITE_OK;
+  }
+  static bool validate_ok(const std::string& db_name) { return Vfs::validate_name(db_name).ok(); }
+
+  // Classifies a path: one of ours (a database, its WAL or journal) or not.
+  static bool ours(Vfs* self, const std::string& path, bool* exists) {
+    if (!path.empty() && path[0] == '/') return false;  // a real file (temporary files)
+    std::string db = path;
+    if (ends_with(path, kWalSuffix)) {
+      db.resize(path.size() - std::strlen(kWalSuffix));
+    } else if (ends_with(path, kJournalSuffix)) {
+      db.resize(path.size() - std::strlen(kJournalSuffix));
+      bool known = self->find(db) != nullptr;
+      *exists = false;  // never a rollback journal
+      return known;
+    }
+    auto found = self->find(db);
+    *exists = found != nullptr && (db == path || found->wal_size() > 0);
+    return found != nullptr || db == path;
+  }
+  static int remove(sqlite3_vfs* v, const char* name, int sync_dir) {
+    Vfs* self = of(v);
+    bool exists = false;
+    if (ours(self, name, &exists)) return SQLITE_OK;  // the node owns its files
+    return self->base_->xDelete(self->base_, name, sync_dir);
+  }
+  static int access(sqlite3_vfs* v, const char* name, int flags, int* out) {
+    Vfs* self = of(v);
+    bool exists = false;
+    if (ours(self, name, &exists)) {
+      *out = exists ? 1 : 0;
+      return SQLITE_OK;
+    }
+    return self->base_->xAccess(self->base_, name, flags, out);
+  }
+  static int full_pathname(sqlite3_vfs*, const char* name, int n, char* out) {
+    if (int(std::strlen(name)) + 1 > n) return SQLITE_CANTOPEN;
+    std::strcpy(out, name);
+    return SQLITE_OK;
+  }
+  static void* dl_open(sqlite3_vfs* v, const char* path) { return of(v)->base_->xDlOpen(of(v)->base_, path); }
+  static void dl_error(sqlite3_vfs* v, int n, char* msg) { of(v)->base_->xDlError(of(v)->base_, n, msg); }
+  static void (*dl_sym(sqlite3_vfs* v, void* h, const char* sym))(void) {
+    return of(v)->base_->xDlSym(of(v)->base_, h, sym);
+  }
+  static void dl_close(sqlite3_vfs* v, void* h) { of(v)->base_->xDlClose(of(v)->base_, h); }
+  static int randomness(sqlite3_vfs* v, int n, char* out) { return of(v)->base_->xRandomness(of(v)->base_, n, out); }
+  static int sleep(sqlite3_vfs* v, int us) { return of(v)->base_->xSleep(of(v)->base_, us); }
+  static int current_time(sqlite3_vfs* v, double* out) { return of(v)->base_->xCurrentTime(of(v)->base_, out); }
+  static int last_error(sqlite3_vfs* v, int n, char* out) {
+    return of(v)->base_->xGetLastError ? of(v)->base_->xGetLastError(of(v)->base_, n, out) : 0;
+  }
+  static int current_time_int64(sqlite3_vfs* v, sqlite3_int64* out) {
+    return of(v)->base_->xCurrentTimeInt64(of(v)->base_, out);
+  }
+};
+
+Vfs::Vfs(Options options, ReplicationHooks* hooks) : options_(std::move(options)), hooks_(hooks) {}
+
+Result<std::unique_ptr<Vfs>> Vfs::create(Options options, ReplicationHooks* hooks) {
+  if (options.name.empty()) return Status::Invalid("vfs name must not be empty");
+  if (!wal::valid_page_size(options.page_size)) {
+    return Status::Invalid("page size " + std::to_string(options.page_size) +
+                           " is not a power of two between 512 and 65536");
+  }
+  if (sqlite3_vfs_find(options.name.c_str()) != nullptr) {
+    return Status::Invalid("a VFS named '" + options.name + "' is already registered");
+  }
+  std::unique_ptr<Vfs> self(new Vfs(std::move(options), hooks));
+  self->base_ = sqlite3_vfs_find(nullptr);
+  if (self->base_ == nullptr) return Status::Internal("SQLite has no default VFS");
+  sqlite3_vfs& v = self->vfs_;
+  v.iVersion = 2;
+  v.szOsFile = int(std::max<size_t>(sizeof(SqraftFile), size_t(self->base_->szOsFile)));
+  v.mxPathname = std::max(512, self->base_->mxPathname);
+  v.zName = self->options_.name.c_str();
+  v.pAppData = self.get();
+  v.xOpen = VfsGlue::open;
+  v.xDelete = VfsGlue::remove;
+  v.xAccess = VfsGlue::access;
+  v.xFullPathname = VfsGlue::full_pathname;
+  v.xDlOpen = VfsGlue::dl_open;
+  v.xDlError = VfsGlue::dl_error;
+  v.xDlSym = VfsGlue::dl_sym;
+  v.xDlClose = VfsGlue::dl_close;
+  v.xRandomness = VfsGlue::randomness;
+  v.xSleep = VfsGlue::sleep;
+  v.xCurrentTime = VfsGlue::current_time;
+  v.xGetLastError = VfsGlue::last_error;
+  v.xCurrentTimeInt64 = VfsGlue::current_time_int64;
+  int rc = sqlite3_vfs_register(&v, 0);
+  if (rc != SQLITE_OK) return Status::Error(rc, "cannot register VFS '" + self->options_.name + "'");
+  return self;
+}
+
+Vfs::~Vfs() {
+  for (auto& [name, conn] : system_conns_) sqlite3_close_v2(conn);
+  system_conns_.clear();
+  sqlite3_vfs_unregister(&vfs_);
+}
+
+Status Vfs::validate_name(const std::string& db) {
+  if (db.empty()) return Status::Invalid("database name must not be empty");
+  if (db.size() > 255) return Status::Invalid("database name is longer than 255 bytes");
+  if (db.find('\0') != std::string::npos) return Status::Invalid("database name contains a NUL byte");
+  if (ends_with(db, kWalSuffix) || ends_with(db, kJournalSuffix) || ends_with(db, "-shm")) {
+    return Status::Invalid("database name '" + db + "' ends with a reserved suffix");
+  }
+  return Status::Ok();
+}
+
+std::shared_ptr<Database> Vfs::find(const std::string& db) {
+  std::lock_guard lk(mu_);
+  auto it = dbs_.find(db);
+  return it == dbs_.end() ? nullptr : it->second;
+}
+
+std::vector<std::string> Vfs::names() {
+  std::lock_guard lk(mu_);
+  std::vector<std::string> out;
+  for (auto& [name, db] : dbs_) out.push_back(name);
+  return out;
+}
+
+std::shared_ptr<Database> Vfs::create_local(const std::string& db, const PagePtr& page1) {
+  std::lock_guard lk(mu_);
+  auto& slot = dbs_[db];
+  if (!slot) {
+    Database::Options o;
+    o.page_size = options_.page_size;
+    o.spill_threshold_bytes = options_.spill_threshold_bytes;
+    o.replicated = hooks_ != nullptr;
+    slot = std::make_shared<Database>(db, page1, o);
+  }
+  return slot;
+}
+
+Result<sqlite3*> Vfs::open(const std::string& db, bool create) {
+  if (Status s = validate_name(db); !s.ok()) return s;
+  sqlite3* conn = nullptr;
+  int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | (create ? SQLITE_OPEN_CREATE : 0);
+  int rc = sqlite3_open_v2(db.c_str(), &conn, flags, options_.name.c_str());
+  if (rc != SQLITE_OK) {
+    std::string msg = conn ? sqlite3_errmsg(conn) : sqlite3_errstr(rc);
+    sqlite3_close_v2(conn);
+    if (rc == kErrNotLeader) return Status::NotLeader();
+    return Status::Error(rc, "open db '" + db + "': " + msg);
+  }
+  sqlite3_extended_result_codes(conn, 1);
+  const char* setup =
+      "PRAGMA journal_mode=WAL; PRAGMA synchronous=OFF; PRAGMA wal_autocheckpoint=0;";
+  char* err = nullptr;
+  rc = sqlite3_exec(conn, setup, nullptr, nullptr, &err);
+  if (rc != SQLITE_OK) {
+    std::string msg = err ? err : sqlite3_errstr(rc);
+    sqlite3_free(err);
+    sqlite3_close_v2(conn);
+    return Status::Error(rc, "configure db '" + db + "': " + msg);
+  }
+  return conn;
+}
+
+Status Vfs::apply_open(const std::string& db, const PagePtr& page1) {
+  if (Status s = validate_name(db); !s.ok()) return s;
+  const uint32_t size_field = (uint32_t(page1[16]) << 8) | page1[17];
+  const uint32_t page_size = size_field == 1 ? 65536 : size_field;
+  if (page_size != options_.page_size) {
+    return Status::Invalid("open db '" + db + "': page size " + std::to_string(page_size) +
+                           " differs from the node's " + std::to_string(options_.page_size));
+  }
+  create_local(db, page1);
+  return Status::Ok();
+}
+
+Status Vfs::apply_frames(FramesBatch batch, bool own) {
+  std::shared_ptr<Database> db = find(batch.db);
+  if (!db) return Status::NotFound("frames for unknown database '" + batch.db + "'");
+  std::string name = batch.db;
+  return db->apply_frames(std::move(batch), own).with_context("apply frames: db '" + name + "'");
+}
+
+Status Vfs::apply_undo(const std::string& db_name, uint64_t txn_id) {
+  std::shared_ptr<Database> db = find(db_name);
+  if (!db) return Status::NotFound("undo for unknown database '" + db_name + "'");
+  db->apply_undo(txn_id);
+  return Status::Ok();
+}
+
+sqlite3* Vfs::system_connection(const std::string& db) {
+  auto it = system_conns_.find(db);
+  if (it != system_conns_.end()) return it->second;
+  t_opening_system = true;
+  Result<sqlite3*> conn = open(db, false);
+  t_opening_system = false;
+  if (!conn.ok()) {
+    spdlog::error("vfs {}: {}", name(), conn.status().message());
+    return nullptr;
+  }
+  system_conns_[db] = *conn;
+  return *conn;
+}
+
+Status Vfs::apply_checkpoint(const std::string& db_name) {
+  std::shared_ptr<Database> db = find(db_name);
+  if (!db) return Status::NotFound("checkpoint of unknown database '" + db_name + "'");
+  db->wait_publish();
+  sqlite3* conn = system_connection(db_name);
+  if (conn == nullptr) return Status::Internal("checkpoint: no connection to '" + db_name + "'");
+  int log_frames = 0, done_frames = 0;
+  int rc = sqlite3_wal_checkpoint_v2(conn, "main", SQLITE_CHECKPOINT_TRUNCATE, &log_frames, &done_frames);
+  if (rc != SQLITE_OK && (rc & 0xff) != SQLITE_BUSY) {
+    return Status::Error(rc, "checkpoint db '" + db_name + "': " + sqlite3_errmsg(conn));
+  }
+  // BUSY: local readers or a writer kept part of the WAL; the logical state is
+  // the same either way.
+  return Status::Ok();
+}
+
+void Vfs::drain() {
+  std::vector<std::shared_ptr<Database>> all;
+  {
+    std::lock_guard lk(mu_);
+    for (auto& [name, db] : dbs_) all.push_back(db);
+  }
+  for (auto& db : all) db->drain_deferred();
+}
+
+std::vector<DbImage> Vfs::capture() {
+  std::vector<std::shared_ptr<Database>> all;
+  {
+    std::lock_guard lk(mu_);
+    for (auto& [name, db] : dbs_) all.push_back(db);
+  }
+  std::vector<DbImage> images;
+  images.reserve(all.size());
+  for (auto& db : all) images.push_back(db->capture());
+  return images;
+}
+
+Status Vfs::restore(const std::vector<DbImage>& images) {
+  // Verify everything before touching anything.
+  for (const DbImage& img : images) {
+    if (Status s = validate_name(img.name); !s.ok()) return s.with_context("restore");
+    if (img.page_size != options_.page_size) {
+      return Status::Invalid("restore: db '" + img.name + "' has page size " +
+                             std::to_string(img.page_size) + ", node uses " +
+                             std::to_string(options_.page_size));
+    }
+    if (img.n_page == 0) return Status::Corruption("restore: db '" + img.name + "' has no pages");
+    if (!img.wal.empty() && img.wal.back().db_size == 0) {
+      return Status::Corruption("restore: WAL of db '" + img.name + "' does not end with a commit");
+    }
+    const std::vector<PagePtr> pages = Database::logical_pages(img);
+    StateHash h(img.page_size);
+    h.rebuild(uint32_t(pages.size()), [&](uint32_t p) { return pages[p - 1].get(); });
+    if (h.value() != img.checksum) {
+      return Status::Corruption("restore: content of db '" + img.name + "' does not match its checksum");
+    }
+  }
+  for (const DbImage& img : images) {
+    std::shared_ptr<Database> db = find(img.name);
+    if (!db) {
+      db = create_local(img.name, img.pages.empty() ? Database::initial_page1(img.page_size) : img.pages[0]);
+    }
+    if (Status s = db->install(img); !s.ok()) return s.with_context("restore");
+  }
+  // Databases the snapshot does not know about did not exist at its index.
+  std::lock_guard lk(mu_);
+  for (auto it = dbs_.begin(); it != dbs_.end();) {
+    bool wanted = std::any_of(images.begin(), images.end(), [&](const DbImage& i) { return i.name == it->first; });
+    if (!wanted && it->second.use_count() == 1 && !system_conns_.count(it->first)) {
+      it = dbs_.erase(it);
+    } else {
+      if (!wanted) spdlog::warn("vfs {}: db '{}' is not in the snapshot but still open", name(), it->first);
+      ++it;
+    }
+  }
+  return Status::Ok();
+}
+
+}  // namespace sqraft

@@ -1,0 +1,112 @@
+// Vfs: the SQLite VFS of one sqraft node.
+//
+// Each node registers its own VFS (a unique name), so several nodes can live
+// in one process without seeing each other's databases. Every database of
+// the node lives in memory (see Database) and is shared by all connections
+// that open it through this VFS, on any thread. Temporary files (sorters,
+// statement journals, temp databases) go to SQLite's default VFS.
+//
+// Replication: the node passes a ReplicationHooks. When a write transaction
+// commits (or its frames pass the spill threshold), the VFS hands the frames
+// to hooks->replicate() on the writer's own thread and lets SQLite continue
+// only once they are applied; if replication fails SQLite rolls the
+// transaction back and nothing of it remains. Opening a database that does not
+// exist asks hooks->create_database(). Without hooks (nullptr), databases are
+// local: created on open and written directly.
+//
+// The apply_* and snapshot methods belong to the node's loop thread.
+#pragma once
+
+#include <sqlite3.h>
+
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "database.h"
+#include "frames.h"
+#include "status.h"
+
+namespace sqraft {
+
+class ReplicationHooks {
+ public:
+  virtual ~ReplicationHooks() = default;
+  // True when this node may begin a write transaction now (it is the leader
+  // and has applied everything earlier leaders committed). Any thread.
+  virtual bool writes_allowed() = 0;
+  // Replicates `batch` and returns once it is applied on this node, or failed.
+  // Called on the writer's thread, inside SQLite.
+  virtual Status replicate(const FramesBatch& batch) = 0;
+  // Replicates the creation of database `name` whose first page is `page1`.
+  // Returns once the database exists on this node, or failed. Any thread.
+  virtual Status create_database(const std::string& name, const PagePtr& page1) = 0;
+  // Asks for an Undo of a streamed transaction that rolled back. Must not
+  // block. Any thread.
+  virtual void undo(const std::string& db, uint64_t txn_id) = 0;
+  // The loop thread has deferred work: call Vfs::drain() there. Must not block.
+  virtual void wake() = 0;
+};
+
+class Vfs {
+ public:
+  struct Options {
+    std::string name;  // the registered VFS name; unique in the process
+    uint32_t page_size = 4096;
+    size_t spill_threshold_bytes = size_t{8} << 20;
+  };
+
+  // Registers a new VFS. `hooks` (may be null) must outlive it.
+  static Result<std::unique_ptr<Vfs>> create(Options options, ReplicationHooks* hooks);
+  ~Vfs();  // unregisters; no connection may still be open
+  Vfs(const Vfs&) = delete;
+  Vfs& operator=(const Vfs&) = delete;
+
+  const std::string& name() const { return options_.name; }
+  uint32_t page_size() const { return options_.page_size; }
+  bool replicated() const { return hooks_ != nullptr; }
+
+  // Opens a connection to `db` with sqraft's settings (WAL, synchronous=OFF,
+  // no automatic checkpoints, extended result codes). The caller owns it.
+  Result<sqlite3*> open(const std::string& db, bool create = true);
+
+  // ---- loop thread --------------------------------------------------------
+  // Creates database `db` from its first page, unless it exists.
+  Status apply_open(const std::string& db, const PagePtr& page1);
+  Status apply_frames(FramesBatch batch, bool own);
+  Status apply_undo(const std::string& db, uint64_t txn_id);
+  // Folds the WAL of `db` into its pages as far as local readers allow.
+  Status apply_checkpoint(const std::string& db);
+  // Runs commits that waited for a local writer to let go of the write lock.
+  void drain();
+  // Images of every database, for a snapshot.
+  std::vector<DbImage> capture();
+  // Verifies `images` (content against checksums) and makes them the node's
+  // databases. On error nothing changes.
+  Status restore(const std::vector<DbImage>& images);
+
+  std::shared_ptr<Database> find(const std::string& db);
+  std::vector<std::string> names();
+
+  // Checks that a database name is acceptable.
+  static Status validate_name(const std::string& db);
+
+ private:
+  friend struct VfsGlue;
+  Vfs(Options options, ReplicationHooks* hooks);
+  std::shared_ptr<Database> create_local(const std::string& db, const PagePtr& page1);
+  sqlite3* system_connection(const std::string& db);
+
+  Options options_;
+  ReplicationHooks* hooks_;
+  sqlite3_vfs vfs_{};
+  sqlite3_vfs* base_ = nullptr;  // SQLite's default VFS, for temporary files
+
+  std::mutex mu_;  // guards dbs_
+  std::map<std::string, std::shared_ptr<Database>> dbs_;
+  std::map<std::string, sqlite3*> system_conns_;  // loop thread only
+};
+
+}  // namespace sqraft
