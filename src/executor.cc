@@ -6,6 +6,10 @@
 
 namespace sqraft {
 
+namespace {
+constexpr int kBusyTimeoutMs = 10000;
+}
+
 struct Executor::Worker {
   std::string db;
   Vfs* vfs = nullptr;
@@ -61,10 +65,14 @@ Result<ExecResult> Executor::Worker::execute(const Job& job) {
     Result<sqlite3*> opened = vfs->open(db);
     if (!opened.ok()) return opened.status();
     conn = opened.value();
+    // The loop thread briefly takes the write lock to checkpoint; wait for it.
+    sqlite3_busy_timeout(conn, kBusyTimeoutMs);
   }
   ExecResult result;
   Status s;
-  if (job.mode != Mode::kAutocommit) s = run_sql("BEGIN", &result);
+  // IMMEDIATE: take the write lock up front, through the busy handler, rather
+  // than fail on the upgrade from a read if someone holds it at that moment.
+  if (job.mode != Mode::kAutocommit) s = run_sql("BEGIN IMMEDIATE", &result);
   for (size_t i = 0; s.ok() && i < job.stmts.size(); i++) s = run_sql(job.stmts[i], &result);
   if (s.ok() && job.mode == Mode::kTransaction) s = run_sql("COMMIT", &result);
   if (s.ok() && job.mode == Mode::kRolledBack) s = run_sql("ROLLBACK", &result);

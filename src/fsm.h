@@ -71,6 +71,7 @@ class Fsm {
     std::vector<DbImage> images;
     std::vector<SnapshotBuffer> encoded;
     std::unique_ptr<struct raft_buffer[]> bufs;
+    Status failure;  // set by snapshot_async, acted on by snapshot_finalize
   };
 
   Vfs& vfs_;

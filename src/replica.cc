@@ -85,12 +85,15 @@ bool Replica::busy() const {
   return !posted_.empty() || !inflight_.empty() || vfs_work_.load();
 }
 
-void Replica::post(std::function<void()> fn) {
+bool Replica::post(std::function<void()> fn) {
   {
     std::lock_guard lk(post_mu_);
+    // Once shutdown() has drained the queue nothing would ever run this.
+    if (stopping_) return false;
     posted_.push_back(std::move(fn));
   }
   if (wake_loop_) wake_loop_();
+  return true;
 }
 
 void Replica::wake() {
@@ -110,9 +113,14 @@ void Replica::poll() {
 }
 
 void Replica::shutdown() {
-  stopping_ = true;
+  std::vector<std::function<void()>> fns;
+  {
+    std::lock_guard lk(post_mu_);
+    stopping_ = true;
+    fns.swap(posted_);
+  }
   writes_allowed_ = false;
-  poll();  // fail whatever was posted
+  for (auto& fn : fns) fn();  // submit() fails each one now
   for (auto& [id, p] : inflight_) {
     if (p->waiter) p->waiter->complete(Status::LeadershipLost("leadership lost: node is shutting down"));
   }
@@ -136,9 +144,11 @@ Status Replica::propose_and_wait(Command cmd) {
   std::unique_ptr<Proposal> p = make_proposal(cmd, &encoded);
   auto waiter = std::make_shared<Waiter>();
   p->waiter = waiter;
-  post([this, p = p.release(), e = std::move(encoded)]() mutable {
-    submit(std::unique_ptr<Proposal>(p), std::move(e));
-  });
+  if (!post([this, p = p.release(), e = std::move(encoded)]() mutable {
+        submit(std::unique_ptr<Proposal>(p), std::move(e));
+      })) {
+    return Status::LeadershipLost("leadership lost: node is shutting down");
+  }
   return waiter->wait();
 }
 
@@ -150,9 +160,10 @@ void Replica::propose_async(Command cmd) {
     submit(std::move(p), std::move(encoded));
     return;
   }
-  post([this, p = p.release(), e = std::move(encoded)]() mutable {
-    submit(std::unique_ptr<Proposal>(p), std::move(e));
-  });
+  Proposal* raw = p.release();
+  if (!post([this, raw, e = std::move(encoded)]() mutable { submit(std::unique_ptr<Proposal>(raw), std::move(e)); })) {
+    delete raw;
+  }
 }
 
 void Replica::submit(std::unique_ptr<Proposal> p, std::string encoded) {
@@ -184,12 +195,14 @@ void Replica::submit(std::unique_ptr<Proposal> p, std::string encoded) {
     return;
   }
   inflight_[p->id] = p.get();
+  spdlog::trace("proposal {:x} submitted at index {}", p->id, p->req.index);
   p.release();  // freed in apply_cb
 }
 
 void Replica::apply_cb(struct raft_apply* req, int status, void* /*result*/) {
   std::unique_ptr<Proposal> p(static_cast<Proposal*>(req->data));
   Replica* self = p->self;
+  spdlog::trace("proposal {:x} callback status {}", p->id, status);
   self->inflight_.erase(p->id);
   if (!p->checkpoint_db.empty()) self->checkpoints_inflight_.erase(p->checkpoint_db);
   if (p->waiter) {
@@ -231,6 +244,7 @@ bool Replica::is_own(uint64_t proposal_id) {
 
 void Replica::applied(uint64_t proposal_id, const Status& status) {
   auto it = inflight_.find(proposal_id);
+  spdlog::trace("proposal {:x} applied ({}), own={}", proposal_id, status.to_string(), it != inflight_.end());
   if (it == inflight_.end()) return;
   if (it->second->waiter) it->second->waiter->complete(status);
 }
@@ -246,9 +260,14 @@ void Replica::diverged(const Status& status) {
 }
 
 void Replica::committed(const std::string& db) {
-  if (!writes_allowed_ || checkpoints_inflight_.count(db)) return;
+  if (!writes_allowed_) return;
   std::shared_ptr<Database> d = vfs_->find(db);
   if (!d || d->wal_frames() < options_.checkpoint_threshold_frames) return;
+  checkpoint(db);
+}
+
+void Replica::checkpoint(const std::string& db) {
+  if (checkpoints_inflight_.count(db)) return;
   checkpoints_inflight_.insert(db);
   Command cmd;
   cmd.body = CheckpointCommand{db};

@@ -57,6 +57,9 @@ class Replica final : public ReplicationHooks, public FsmObserver {
   void poll();
   // Fails every waiting writer and refuses new work. Loop thread.
   void shutdown();
+  // Proposes a Checkpoint of `db` (the leader does so on its own once a WAL
+  // passes checkpoint_threshold_frames). Loop thread.
+  void checkpoint(const std::string& db);
 
   // Set when the FSM found this node's state diverged; the node must stop.
   bool diverged() const { return diverged_.load(); }
@@ -107,7 +110,8 @@ class Replica final : public ReplicationHooks, public FsmObserver {
   Status propose_and_wait(Command cmd);
   void propose_async(Command cmd);
   std::unique_ptr<Proposal> make_proposal(Command& cmd, std::string* encoded);
-  void post(std::function<void()> fn);
+  // Queues `fn` for the loop thread; false once the replica is stopping.
+  bool post(std::function<void()> fn);
   void submit(std::unique_ptr<Proposal> p, std::string encoded);  // loop thread
   static void apply_cb(struct raft_apply* req, int status, void* result);
   static void barrier_cb(struct raft_barrier* req, int status);

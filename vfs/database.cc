@@ -414,6 +414,9 @@ Database::ShmLockResult Database::end_write_locked() {
   }
   capture_ = Capture{};
   publish_cv_.notify_all();
+  // Frames past the published end belong to nobody now (a rollback, or what
+  // a WAL restart left behind): free them.
+  wal_.resize(std::min<size_t>(wal_.size(), header_locked().mx_frame));
   if (!deferred_.empty()) {
     // Commits arrived while the writer held the lock; the loop thread applies
     // them before anyone else may write.
@@ -467,15 +470,19 @@ Status Database::apply_frames(FramesBatch batch, bool own) {
   }
   pending_.reset();
   const auto changes = final_changes_locked(final_frames, batch.db_size);
+  const bool writer_is_waiting =
+      own && capture_.writer != nullptr && capture_.txn_id == batch.txn_id && !capture_.failed;
+  // Followers check that their state after this commit is the leader's. The
+  // leader computed the expected value from this very state, so it does not.
   const uint64_t local = hash_.preview(changes, batch.db_size);
-  if (local != batch.checksum) {
+  if (!writer_is_waiting && local != batch.checksum) {
     return Status::Divergence("state divergence: db '" + name_ + "' after transaction " +
                               hex64(batch.txn_id) + ": local checksum " + hex64(local) +
                               " != leader checksum " + hex64(batch.checksum));
   }
   hash_.apply(changes, batch.db_size);
 
-  if (own && capture_.writer != nullptr && capture_.txn_id == batch.txn_id && !capture_.failed) {
+  if (writer_is_waiting) {
     capture_.committed = true;  // the writer publishes it when it returns
     return Status::Ok();
   }
@@ -697,9 +704,38 @@ uint32_t Database::wal_frames() {
   return header_locked().mx_frame;
 }
 
+uint32_t Database::unfolded_frames() {
+  std::lock_guard lk(mu_);
+  const uint32_t mx = header_locked().mx_frame;
+  return mx - std::min(mx, shm_.backfill());
+}
+
 bool Database::has_deferred() {
   std::lock_guard lk(mu_);
   return !deferred_.empty();
+}
+
+void Database::perturb_state_hash_for_testing() {
+  std::lock_guard lk(mu_);
+  std::vector<uint8_t> junk(page_size_, 0xab);
+  StateHash::PageChange change{1, junk.data()};
+  hash_.apply(std::span<const StateHash::PageChange>(&change, 1), hash_.n_page());
+}
+
+std::string Database::debug_state() {
+  std::lock_guard lk(mu_);
+  const LockOwner w = locks_.shm_exclusive_owner(wal::kLockWrite);
+  std::string s = "write_lock=";
+  s += w == nullptr ? "free" : w == kSystemOwner ? "system" : "conn";
+  s += " deferred=" + std::to_string(deferred_.size());
+  s += " capturing=" + std::to_string(capture_.writer != nullptr);
+  s += " committed=" + std::to_string(capture_.committed);
+  s += " failed=" + std::to_string(capture_.failed);
+  for (int i = 0; i < wal::kNumLocks; i++) {
+    s += " slot" + std::to_string(i) + "=" + std::to_string(locks_.shm_shared_count(i)) +
+         (locks_.shm_exclusive_owner(i) ? "x" : "");
+  }
+  return s;
 }
 
 uint64_t Database::pending_txn() {

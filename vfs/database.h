@@ -123,8 +123,13 @@ class Database {
   uint64_t state_checksum();            // incrementally maintained
   uint64_t recompute_state_checksum();  // from the visible content, slowly
   uint32_t wal_frames();                // published mxFrame
+  uint32_t unfolded_frames();           // WAL frames not yet checkpointed
   bool has_deferred();
   uint64_t pending_txn();
+  // Locks and replication state, for diagnostics.
+  std::string debug_state();
+  // Testing: make this node's tracked state differ from everyone else's.
+  void perturb_state_hash_for_testing();
 
   // The first page of a new, empty database in WAL mode.
   static PagePtr initial_page1(uint32_t page_size);

@@ -338,10 +338,12 @@ Result<sqlite3*> Vfs::open(const std::string& db, bool create) {
   int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | (create ? SQLITE_OPEN_CREATE : 0);
   int rc = sqlite3_open_v2(db.c_str(), &conn, flags, options_.name.c_str());
   if (rc != SQLITE_OK) {
+    const int code = conn ? sqlite3_extended_errcode(conn) : rc;
     std::string msg = conn ? sqlite3_errmsg(conn) : sqlite3_errstr(rc);
     sqlite3_close_v2(conn);
-    if (rc == kErrNotLeader) return Status::NotLeader();
-    return Status::Error(rc, "open db '" + db + "': " + msg);
+    if (code == kErrNotLeader) return Status::NotLeader();
+    if (code == kErrLeadershipLost) return Status::LeadershipLost();
+    return Status::Error(code, "open db '" + db + "': " + msg);
   }
   sqlite3_extended_result_codes(conn, 1);
   const char* setup =
@@ -403,8 +405,13 @@ Status Vfs::apply_checkpoint(const std::string& db_name) {
   db->wait_publish();
   sqlite3* conn = system_connection(db_name);
   if (conn == nullptr) return Status::Internal("checkpoint: no connection to '" + db_name + "'");
+  // Where local transactions may write (the leader), never take the write
+  // lock: a PASSIVE checkpoint folds the WAL and the next writer restarts it.
+  // Elsewhere TRUNCATE also resets the WAL right away.
+  const bool local_writers = hooks_ == nullptr || hooks_->writes_allowed();
+  const int mode = local_writers ? SQLITE_CHECKPOINT_PASSIVE : SQLITE_CHECKPOINT_TRUNCATE;
   int log_frames = 0, done_frames = 0;
-  int rc = sqlite3_wal_checkpoint_v2(conn, "main", SQLITE_CHECKPOINT_TRUNCATE, &log_frames, &done_frames);
+  int rc = sqlite3_wal_checkpoint_v2(conn, "main", mode, &log_frames, &done_frames);
   if (rc != SQLITE_OK && (rc & 0xff) != SQLITE_BUSY) {
     return Status::Error(rc, "checkpoint db '" + db_name + "': " + sqlite3_errmsg(conn));
   }

@@ -40,13 +40,22 @@ sqlite3* open(Vfs& vfs, const std::string& db = "test.db") {
   return *c;
 }
 
+// Hooks of a node that is not the leader: it never writes.
+struct FollowerHooks : ReplicationHooks {
+  bool writes_allowed() override { return false; }
+  Status replicate(const FramesBatch&) override { return Status::NotLeader(); }
+  Status create_database(const std::string&, const PagePtr&) override { return Status::NotLeader(); }
+  void undo(const std::string&, uint64_t) override {}
+  void wake() override {}
+};
+
 // A leader VFS replicating to `n` follower VFSes through LoopbackHooks.
 struct Trio {
   explicit Trio(int n_followers = 2, size_t spill = size_t{8} << 20) {
     leader = make_vfs(&hooks, spill);
     hooks.set_leader(leader.get());
     for (int i = 0; i < n_followers; i++) {
-      followers.push_back(make_vfs(nullptr));
+      followers.push_back(make_vfs(&follower_hooks));
       hooks.add_follower(followers.back().get());
     }
   }
@@ -68,6 +77,7 @@ struct Trio {
     sqlite3_close(l);
   }
   test::LoopbackHooks hooks;
+  FollowerHooks follower_hooks;
   std::unique_ptr<Vfs> leader;
   std::vector<std::unique_ptr<Vfs>> followers;
 };
@@ -350,14 +360,16 @@ TEST_CASE("checkpoint: empties the WAL everywhere, or keeps what readers still n
   for (int i = 0; i < 5; i++) REQUIRE(exec(l, "INSERT INTO t VALUES(3)") == SQLITE_OK);
   REQUIRE(trio.leader->apply_checkpoint("test.db").ok());
   for (auto& f : trio.followers) REQUIRE(f->apply_checkpoint("test.db").ok());
-  CHECK(trio.leader->find("test.db")->wal_frames() == 0);
-  CHECK(trio.followers[0]->find("test.db")->wal_frames() == 0);
-  CHECK(trio.followers[1]->find("test.db")->wal_frames() > 0);  // the reader pins it
+  CHECK(trio.leader->find("test.db")->unfolded_frames() == 0);
+  CHECK(trio.followers[0]->find("test.db")->unfolded_frames() == 0);
+  CHECK(trio.followers[0]->find("test.db")->wal_frames() == 0);      // truncated
+  CHECK(trio.followers[1]->find("test.db")->unfolded_frames() > 0);  // the reader pins it
   CHECK(query(r, "SELECT count(*) FROM t") == "32");
   REQUIRE(exec(r, "COMMIT") == SQLITE_OK);
   trio.check_equal("test.db", "SELECT * FROM t");
   // Writing after the checkpoint restarts the WAL on every node.
   for (int i = 0; i < 5; i++) REQUIRE(exec(l, "INSERT INTO t VALUES(4)") == SQLITE_OK);
+  CHECK(trio.leader->find("test.db")->wal_frames() <= 10);
   REQUIRE(trio.followers[1]->apply_checkpoint("test.db").ok());
   for (int i = 0; i < 5; i++) REQUIRE(exec(l, "INSERT INTO t VALUES(5)") == SQLITE_OK);
   CHECK(trio.followers[0]->find("test.db")->wal_frames() <= 10);
