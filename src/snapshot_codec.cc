@@ -2,6 +2,7 @@
 
 #include <xxhash.h>
 
+#include <algorithm>
 #include <cstring>
 #include <limits>
 
@@ -197,6 +198,14 @@ Result<std::vector<DbImage>> decode_snapshot(const uint8_t* data, size_t size) {
     for (uint64_t i = 0; i < d.db_bytes() / ps; i++) img.pages.push_back(copy_page(db + i * ps, uint32_t(ps)));
     if (Status s = parse_wal(walp, d.wal_bytes(), d.page_size(), &img.wal); !s.ok()) {
       return s.with_context("snapshot: " + where);
+    }
+    uint32_t max_pgno = uint32_t(img.pages.size());
+    for (const DbImage::WalFrame& f : img.wal) max_pgno = std::max(max_pgno, f.pgno);
+    if (img.n_page == 0 || img.n_page > max_pgno) {
+      return corrupt(where + "size of " + std::to_string(img.n_page) + " pages does not match its content");
+    }
+    if (!img.wal.empty() && img.wal.back().db_size != img.n_page) {
+      return corrupt(where + "size differs from the WAL's last commit");
     }
     img.pending.txn_id = d.pending_txn();
     for (size_t i = 0; i < n_pending; i++) {

@@ -457,8 +457,15 @@ Status Database::apply_frames(FramesBatch batch, bool own) {
   for (CapturedFrame& f : batch.frames) pending_.frames[f.position] = std::move(f);
   if (!batch.commit) return Status::Ok();
 
+  if (batch.frame_count > pending_.frames.size()) {
+    pending_.reset();
+    return Status::Corruption("transaction " + hex64(batch.txn_id) + " commits " +
+                              std::to_string(batch.frame_count) + " frames but only " +
+                              std::to_string(pending_.frames.size()) + " arrived");
+  }
   std::vector<CapturedFrame> final_frames;
   final_frames.reserve(batch.frame_count);
+  uint32_t max_pgno = 0;
   for (uint32_t p = 1; p <= batch.frame_count; p++) {
     auto it = pending_.frames.find(p);
     if (it == pending_.frames.end()) {
@@ -467,8 +474,14 @@ Status Database::apply_frames(FramesBatch batch, bool own) {
                                 std::to_string(p) + " of " + std::to_string(batch.frame_count));
     }
     final_frames.push_back(it->second);
+    max_pgno = std::max(max_pgno, it->second.pgno);
   }
   pending_.reset();
+  if (batch.db_size > std::max(hash_.n_page(), max_pgno)) {
+    // A database only grows by pages the transaction wrote.
+    return Status::Corruption("transaction " + hex64(batch.txn_id) + " claims " + std::to_string(batch.db_size) +
+                              " pages but writes none past " + std::to_string(std::max(hash_.n_page(), max_pgno)));
+  }
   const auto changes = final_changes_locked(final_frames, batch.db_size);
   const bool writer_is_waiting =
       own && capture_.writer != nullptr && capture_.txn_id == batch.txn_id && !capture_.failed;
@@ -571,7 +584,8 @@ void Database::write_commit_locked(const std::vector<CapturedFrame>& frames, uin
     slot.page = frames[i].data;
     wal_.push_back(std::move(slot));
   }
-  shm_.truncate_after(h.mx_frame);
+  // Stale hash entries past mx_frame (a rolled back writer's) are cleared
+  // lazily by append(), as SQLite does; readers never look past their end.
   for (size_t i = 0; i < frames.size(); i++) {
     if (!shm_.append(h.mx_frame + 1 + uint32_t(i), frames[i].pgno, h.mx_frame + uint32_t(i))) {
       spdlog::critical("db '{}': wal-index hash table corrupt at frame {}", name_, h.mx_frame + 1 + i);
