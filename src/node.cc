@@ -1,0 +1,452 @@
+#include "node.h"
+
+#include <spdlog/spdlog.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstring>
+#include <future>
+#include <random>
+
+#include "node_impl.h"
+#include "session.h"
+
+namespace sqraft {
+
+// ---- cluster specs ---------------------------------------------------------------
+
+Result<std::vector<Member>> parse_cluster(const std::string& spec) {
+  std::vector<Member> out;
+  size_t pos = 0;
+  while (pos <= spec.size()) {
+    size_t comma = spec.find(',', pos);
+    if (comma == std::string::npos) comma = spec.size();
+    std::string item = spec.substr(pos, comma - pos);
+    pos = comma + 1;
+    if (item.empty()) {
+      if (comma == spec.size()) break;
+      return Status::Invalid("cluster '" + spec + "': empty entry");
+    }
+    const size_t at = item.find('@');
+    if (at == std::string::npos || at == 0 || at + 1 == item.size()) {
+      return Status::Invalid("cluster entry '" + item + "' is not ID@ADDRESS");
+    }
+    Member m;
+    const std::string id = item.substr(0, at);
+    for (char c : id) {
+      if (c < '0' || c > '9') return Status::Invalid("cluster entry '" + item + "': id '" + id + "' is not a number");
+    }
+    errno = 0;
+    m.id = std::strtoull(id.c_str(), nullptr, 10);
+    if (m.id == 0 || errno == ERANGE) return Status::Invalid("cluster entry '" + item + "': id must be 1 or more");
+    m.address = item.substr(at + 1);
+    if (Result<Address> a = parse_address(m.address); !a.ok()) {
+      return a.status().with_context("cluster entry '" + item + "'");
+    }
+    for (const Member& o : out) {
+      if (o.id == m.id) return Status::Invalid("cluster: id " + id + " appears twice");
+      if (o.address == m.address) return Status::Invalid("cluster: address " + m.address + " appears twice");
+    }
+    out.push_back(std::move(m));
+    if (comma == spec.size()) break;
+  }
+  if (out.empty()) return Status::Invalid("cluster '" + spec + "' names no node");
+  return out;
+}
+
+// ---- NodeImpl ------------------------------------------------------------------------
+
+NodeImpl::NodeImpl(NodeOptions options) : options_(std::move(options)) {
+  failure_domain_ = options_.failure_domain;
+  weight_ = options_.weight;
+}
+
+NodeImpl::~NodeImpl() { (void)stop(); }
+
+bool NodeImpl::post(std::function<void()> fn) {
+  {
+    std::lock_guard lk(post_mu_);
+    if (loop_gone_) return false;
+    posted_.push_back(std::move(fn));
+  }
+  uv_async_send(&async_);
+  return true;
+}
+
+bool NodeImpl::leader_ready() const {
+  return raft_ready_ && raft_state(const_cast<struct raft*>(&raft_)) == RAFT_LEADER && replica_->leader_ready();
+}
+
+DbWriter& NodeImpl::writer(const std::string& db) {
+  auto& w = writers_[db];
+  if (!w) {
+    DbWriter::Options o;
+    o.queue_max = options_.write_queue_max;
+    o.batch_max = options_.write_batch_max;
+    o.queue_timeout_ms = options_.write_queue_timeout_ms;
+    o.txn_idle_timeout_ms = options_.txn_idle_timeout_ms;
+    w = std::make_unique<DbWriter>(vfs(), db, o);
+  }
+  return *w;
+}
+
+void NodeImpl::reap(Session* s) {
+  // Defer: the session may be on the stack.
+  const uint64_t id = s->id();
+  post([this, id] {
+    auto it = sessions_.find(id);
+    if (it != sessions_.end() && it->second->reapable()) sessions_.erase(it);
+  });
+}
+
+Status NodeImpl::open_dir() {
+  struct stat st;
+  if (::stat(options_.dir.c_str(), &st) != 0) {
+    return Status::IoError("data directory '" + options_.dir + "': " + std::strerror(errno));
+  }
+  if (!S_ISDIR(st.st_mode)) return Status::IoError("data directory '" + options_.dir + "' is not a directory");
+  if (::access(options_.dir.c_str(), W_OK | X_OK) != 0) {
+    return Status::IoError("data directory '" + options_.dir + "' is not writable: " + std::strerror(errno));
+  }
+  return Status::Ok();
+}
+
+Status NodeImpl::init_raft() {
+  transport_ = std::make_unique<Transport>(&loop_);
+  int rv = raft_uv_init(&io_, &loop_, options_.dir.c_str(), transport_->raft_transport());
+  if (rv != 0) return Status::IoError("raft I/O in '" + options_.dir + "': " + raft_strerror(rv) + ": " + io_.errmsg);
+  io_ready_ = true;
+  // libraft 0.15's libuv backend implements async_work (snapshots encoded on
+  // libuv's thread pool) but still reports interface version 1.
+  if (io_.version < 2 && io_.async_work != nullptr) io_.version = 2;
+  Replica::Options ro;
+  ro.vfs_name = "sqraft-node-" + std::to_string(options_.id) + "-" + std::to_string(reinterpret_cast<uintptr_t>(this));
+  ro.page_size = options_.page_size;
+  ro.spill_threshold_bytes = options_.spill_threshold_bytes;
+  ro.checkpoint_threshold_frames = options_.checkpoint_threshold_frames;
+  Result<std::unique_ptr<Replica>> replica = Replica::create(ro);
+  if (!replica.ok()) return replica.status();
+  replica_ = std::move(replica).value();
+  rv = raft_init(&raft_, &io_, replica_->raft_fsm(), options_.id, options_.address.c_str());
+  if (rv != 0) return Status::Internal(std::string("raft init: ") + raft_errmsg(&raft_));
+  raft_ready_ = true;
+  const unsigned latency = std::max(1u, options_.network_latency_ms);
+  raft_set_heartbeat_timeout(&raft_, latency * 5);
+  raft_set_election_timeout(&raft_, latency * 50);
+  raft_set_snapshot_threshold(&raft_, options_.snapshot_threshold);
+  raft_set_snapshot_trailing(&raft_, options_.snapshot_trailing);
+  raft_set_pre_vote(&raft_, true);
+  raft_set_install_snapshot_timeout(&raft_, 60000);
+
+  // Bootstrap a new cluster if this node is one of its founders.
+  bool founder = false;
+  for (const Member& m : options_.cluster) founder = founder || m.id == options_.id;
+  if (!options_.cluster.empty()) {
+    if (!founder) {
+      return Status::Invalid("node id " + std::to_string(options_.id) + " is not in the bootstrap cluster");
+    }
+    struct raft_configuration conf;
+    raft_configuration_init(&conf);
+    for (const Member& m : options_.cluster) {
+      if (int e = raft_configuration_add(&conf, m.id, m.address.c_str(), m.role); e != 0) {
+        raft_configuration_close(&conf);
+        return Status::Invalid("cluster member " + std::to_string(m.id) + ": " + raft_strerror(e));
+      }
+    }
+    rv = raft_bootstrap(&raft_, &conf);
+    raft_configuration_close(&conf);
+    if (rv == 0) {
+      spdlog::info("bootstrapped a new cluster of {} voters", options_.cluster.size());
+    } else if (rv == RAFT_CANTBOOTSTRAP) {
+      spdlog::info("data directory already holds a cluster: rejoining it");
+    } else {
+      return Status::IoError(std::string("bootstrap: ") + raft_strerror(rv) + ": " + io_.errmsg);
+    }
+  }
+  const auto t0 = std::chrono::steady_clock::now();
+  rv = raft_start(&raft_);
+  if (rv != 0) {
+    return Status::IoError(std::string("cannot start raft from '") + options_.dir + "': " + raft_errmsg(&raft_));
+  }
+  const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  catch_up_index_ = raft_last_index(&raft_);
+  spdlog::info("loaded snapshot and log in {:.1f} ms (snapshot at {}, last index {}, {} databases)", ms,
+               raft_.log.snapshot.last_index, catch_up_index_, replica_->vfs().names().size());
+  return Status::Ok();
+}
+
+Status NodeImpl::start() {
+  {
+    std::lock_guard lk(state_mu_);
+    if (state_ != State::kCreated) return Status::Invalid("node already started");
+  }
+  started_at_ = std::chrono::steady_clock::now();
+  if (Status s = open_dir(); !s.ok()) return s;
+  Result<Address> listen_addr = parse_address(options_.bind_address.empty() ? options_.address : options_.bind_address);
+  if (!listen_addr.ok()) return listen_addr.status().with_context("bind address");
+  if (int rv = uv_loop_init(&loop_); rv != 0) return Status::Internal(std::string("uv loop: ") + uv_strerror(rv));
+  Status s = init_raft();
+  if (s.ok()) s = listen_on(&loop_, listen_addr.value(), 1024, on_connection, this, &listener_);
+  if (!s.ok()) {
+    // Unwind on this thread: close what was opened and run the loop dry.
+    if (raft_ready_) {
+      raft_close(&raft_, nullptr);
+    } else if (io_ready_) {
+      io_.close(&io_, nullptr);
+    }
+    uv_run(&loop_, UV_RUN_DEFAULT);
+    if (io_ready_) raft_uv_close(&io_);
+    uv_loop_close(&loop_);
+    raft_ready_ = io_ready_ = false;
+    std::lock_guard lk(state_mu_);
+    state_ = State::kStopped;
+    return s;
+  }
+  readers_ = std::make_unique<ThreadPool>(std::max(1u, options_.read_threads));
+  uv_async_init(&loop_, &async_, [](uv_async_t* a) {
+    auto* self = static_cast<NodeImpl*>(a->data);
+    std::vector<std::function<void()>> fns;
+    {
+      std::lock_guard lk(self->post_mu_);
+      fns.swap(self->posted_);
+    }
+    for (auto& fn : fns) fn();
+    if (self->stop_requested_ && !self->shutting_down_) self->begin_shutdown();
+  });
+  async_.data = this;
+  uv_prepare_init(&loop_, &prepare_);
+  prepare_.data = this;
+  uv_prepare_start(&prepare_, [](uv_prepare_t* p) { static_cast<NodeImpl*>(p->data)->on_poll(); });
+  uv_timer_init(&loop_, &timer_);
+  timer_.data = this;
+  uv_timer_start(&timer_, [](uv_timer_t*) {}, 100, 100);  // keeps poll() running while idle
+  std::promise<void> running;
+  auto running_f = running.get_future();
+  thread_ = std::thread([this, &running] {
+    replica_->attach(&raft_, [this] { uv_async_send(&async_); });
+    running.set_value();
+    loop_main();
+  });
+  running_f.wait();
+  {
+    std::lock_guard lk(state_mu_);
+    state_ = State::kRunning;
+  }
+  spdlog::info("node {} listening on {}", options_.id, listen_addr.value().text);
+  return Status::Ok();
+}
+
+void NodeImpl::loop_main() {
+  uv_run(&loop_, UV_RUN_DEFAULT);
+  {
+    std::lock_guard lk(post_mu_);
+    loop_gone_ = true;
+  }
+}
+
+void NodeImpl::on_connection(uv_stream_t* server, int status) {
+  auto* self = static_cast<NodeImpl*>(server->data);
+  if (status != 0) {
+    spdlog::warn("accept: {}", uv_strerror(status));
+    return;
+  }
+  Result<uv_stream_t*> client = accept_from(server);
+  if (!client.ok()) {
+    spdlog::warn("{}", client.status().message());
+    return;
+  }
+  if (self->shutting_down_ || self->sessions_.size() >= self->options_.max_connections) {
+    spdlog::warn("refusing connection: {} connections open (limit {})", self->sessions_.size(),
+                 self->options_.max_connections);
+    close_stream(client.value());
+    return;
+  }
+  const uint64_t id = self->next_session_++;
+  auto s = std::make_unique<Session>(*self, id, client.value());
+  Session* raw = s.get();
+  self->sessions_[id] = std::move(s);
+  raw->start();
+}
+
+void NodeImpl::on_poll() {
+  if (shutting_down_) return;
+  replica_->poll();
+  const bool is_leader = raft_state(&raft_) == RAFT_LEADER;
+  leader = is_leader;
+  if (was_leader_ && !is_leader) {
+    spdlog::info("node {}: no longer the leader", options_.id);
+    for (auto& [name, w] : writers_) w->abort_owner(Status::LeadershipLost());
+    for (auto& [id, s] : sessions_) s->on_leadership_lost();
+  }
+  if (!was_leader_ && is_leader) spdlog::info("node {}: leader in term {}", options_.id, raft_.current_term);
+  was_leader_ = is_leader;
+  if (!caught_up_logged_ && raft_last_applied(&raft_) >= catch_up_index_) {
+    caught_up_logged_ = true;
+    const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started_at_).count();
+    spdlog::info("node {}: start-up done: applied the log up to index {} {:.1f} ms after start", options_.id,
+                 raft_last_applied(&raft_), ms);
+  }
+}
+
+void NodeImpl::begin_shutdown() {
+  shutting_down_ = true;
+  if (listener_) {
+    close_stream(listener_);
+    listener_ = nullptr;
+  }
+  replica_->shutdown();
+  for (auto& [id, s] : sessions_) s->close("node stopping");
+  uv_timer_stop(&timer_);
+  raft_close(&raft_, [](struct raft* r) {
+    auto* self = static_cast<NodeImpl*>(r->data);
+    uv_close(reinterpret_cast<uv_handle_t*>(&self->async_), nullptr);
+    uv_close(reinterpret_cast<uv_handle_t*>(&self->prepare_), nullptr);
+    uv_close(reinterpret_cast<uv_handle_t*>(&self->timer_), nullptr);
+  });
+}
+
+Status NodeImpl::stop() {
+  {
+    std::lock_guard lk(state_mu_);
+    if (state_ != State::kRunning) return Status::Ok();
+    state_ = State::kStopped;
+  }
+  raft_.data = this;
+  {
+    std::lock_guard lk(post_mu_);
+    stop_requested_ = true;
+  }
+  uv_async_send(&async_);
+  thread_.join();
+  // The loop is gone: finish what its threads still run, then free.
+  for (auto& [name, w] : writers_) w->stop();
+  readers_->stop();
+  sessions_.clear();
+  writers_.clear();
+  raft_uv_close(&io_);
+  uv_run(&loop_, UV_RUN_DEFAULT);
+  uv_loop_close(&loop_);
+  replica_.reset();
+  transport_.reset();
+  spdlog::info("node {} stopped", options_.id);
+  return Status::Ok();
+}
+
+Status NodeImpl::handover() {
+  {
+    std::lock_guard lk(state_mu_);
+    if (state_ != State::kRunning) return Status::Invalid("node is not running");
+  }
+  struct Transfer {
+    struct raft_transfer req;
+    std::promise<Status> done;
+  };
+  auto t = std::make_shared<Transfer>();
+  std::future<Status> f = t->done.get_future();
+  const bool posted = post([this, t] {
+    if (raft_state(&raft_) != RAFT_LEADER) {
+      t->done.set_value(Status::Ok());
+      return;
+    }
+    t->req.data = new std::shared_ptr<Transfer>(t);
+    int rv = raft_transfer(&raft_, &t->req, 0, [](struct raft_transfer* req) {
+      auto* holder = static_cast<std::shared_ptr<Transfer>*>(req->data);
+      (*holder)->done.set_value(Status::Ok());
+      delete holder;
+    });
+    if (rv != 0) {
+      delete static_cast<std::shared_ptr<Transfer>*>(t->req.data);
+      t->done.set_value(rv == RAFT_NOTFOUND ? Status::Ok()  // no other voter: nothing to hand over
+                                            : Status::Error(SQLITE_ERROR, std::string("transfer: ") + raft_strerror(rv)));
+    }
+  });
+  if (!posted) return Status::Invalid("node is not running");
+  return f.get();
+}
+
+std::string NodeImpl::describe_state() {
+  std::promise<std::string> p;
+  auto f = p.get_future();
+  if (!post([this, &p] {
+        raft_id lid = 0;
+        const char* laddr = nullptr;
+        raft_leader(&raft_, &lid, &laddr);
+        p.set_value("state=" + std::to_string(raft_state(&raft_)) + " term=" + std::to_string(raft_.current_term) +
+                    " leader=" + std::to_string(lid) + " last_index=" + std::to_string(raft_last_index(&raft_)) +
+                    " applied=" + std::to_string(raft_last_applied(&raft_)));
+      })) {
+    return "stopped";
+  }
+  return f.get();
+}
+
+// ---- Node ------------------------------------------------------------------------------
+
+Node::Node(std::unique_ptr<NodeImpl> impl) : impl_(std::move(impl)) {}
+Node::~Node() { (void)stop(); }
+
+Result<std::unique_ptr<Node>> Node::create(NodeOptions options) {
+  if (options.id == 0) return Status::Invalid("node id must be 1 or more");
+  if (Result<Address> a = parse_address(options.address); !a.ok()) return a.status().with_context("node address");
+  if (!options.bind_address.empty()) {
+    if (Result<Address> a = parse_address(options.bind_address); !a.ok()) return a.status().with_context("bind address");
+  }
+  if (options.dir.empty()) return Status::Invalid("data directory must be given");
+  if (!wal::valid_page_size(options.page_size)) return Status::Invalid("invalid page size");
+  if (options.snapshot_threshold == 0) return Status::Invalid("snapshot threshold must be 1 or more");
+  return std::unique_ptr<Node>(new Node(std::make_unique<NodeImpl>(std::move(options))));
+}
+
+Status Node::start() { return impl_->start(); }
+Status Node::stop() { return impl_->stop(); }
+Status Node::handover() { return impl_->handover(); }
+raft_id Node::id() const { return impl_->options().id; }
+const std::string& Node::address() const { return impl_->options().address; }
+bool Node::is_leader() const { return impl_->leader.load(); }
+std::string Node::describe_state() const { return impl_->describe_state(); }
+
+raft_id Node::generate_id(const std::string& address) {
+  std::random_device rd;
+  const auto now = std::chrono::system_clock::now().time_since_epoch().count();
+  raft_id id = raft_digest(address.c_str(), uint64_t(now) ^ (uint64_t(rd()) << 32 | rd()));
+  return id == 0 ? 1 : id & 0x7fffffffffffffffULL;
+}
+
+Status Node::recover(const std::string& dir, raft_id id, const std::string& address, const std::vector<Member>& cluster) {
+  if (cluster.empty()) return Status::Invalid("recover: the new cluster configuration is empty");
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  struct raft_uv_transport transport_stub {};
+  Transport transport(&loop);
+  struct raft_io io;
+  int rv = raft_uv_init(&io, &loop, dir.c_str(), transport.raft_transport());
+  (void)transport_stub;
+  if (rv != 0) {
+    uv_loop_close(&loop);
+    return Status::IoError("recover: raft I/O in '" + dir + "': " + raft_strerror(rv) + ": " + io.errmsg);
+  }
+  struct raft_fsm fsm {};
+  fsm.version = 1;
+  struct raft raft;
+  Status result;
+  rv = raft_init(&raft, &io, &fsm, id, address.c_str());
+  if (rv == 0) {
+    struct raft_configuration conf;
+    raft_configuration_init(&conf);
+    for (const Member& m : cluster) raft_configuration_add(&conf, m.id, m.address.c_str(), m.role);
+    rv = raft_recover(&raft, &conf);
+    raft_configuration_close(&conf);
+    if (rv != 0) result = Status::IoError(std::string("recover: ") + raft_strerror(rv) + ": " + raft_errmsg(&raft));
+    raft_close(&raft, nullptr);
+  } else {
+    result = Status::Internal(std::string("recover: raft init: ") + raft_strerror(rv));
+    io.close(&io, nullptr);
+  }
+  uv_run(&loop, UV_RUN_DEFAULT);
+  raft_uv_close(&io);
+  uv_loop_close(&loop);
+  return result;
+}
+
+}  // namespace sqraft

@@ -1,0 +1,96 @@
+// Node: one sqraft server — a libuv loop thread running Raft (log and
+// snapshots on disk under `dir`), the state machine, and one listening
+// address that serves dqlite wire-protocol clients and Raft peers alike.
+//
+// Lifecycle: create() validates options; start() opens the data directory,
+// loads the latest snapshot and the log, bootstraps a new cluster if asked to,
+// starts listening and returns once the node is running; stop() shuts down
+// gracefully (idempotent; also done by the destructor).
+//
+// Thread-safety: public methods may be called from any thread except the
+// loop thread itself.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "raft_api.h"
+#include "status.h"
+
+namespace sqraft {
+
+class NodeImpl;
+
+struct Member {
+  raft_id id = 0;
+  std::string address;
+  int role = RAFT_VOTER;  // raft role code
+};
+
+struct NodeOptions {
+  raft_id id = 0;
+  std::string address;        // how clients and peers reach this node
+  std::string bind_address;   // where to listen, if different (e.g. 0.0.0.0:9000)
+  std::string dir;            // data directory (must exist and be writable)
+  // Expected one-way network latency; heartbeat = 5x, election timeout = 50x.
+  unsigned network_latency_ms = 20;
+  unsigned snapshot_threshold = 1024;  // entries between snapshots
+  unsigned snapshot_trailing = 8192;   // entries kept after a snapshot
+  uint64_t failure_domain = 0;
+  uint64_t weight = 0;
+  // Founding voters. A node that finds itself in this list and has an empty
+  // data directory bootstraps the cluster with it; otherwise it is ignored.
+  std::vector<Member> cluster;
+  uint32_t page_size = 4096;
+  size_t spill_threshold_bytes = size_t{8} << 20;
+  uint32_t checkpoint_threshold_frames = 1000;
+  size_t max_message_bytes = size_t{64} << 20;  // larger requests are refused
+  unsigned max_connections = 4096;
+  unsigned read_threads = 4;
+  unsigned write_queue_max = 10000;
+  unsigned write_batch_max = 512;
+  unsigned write_queue_timeout_ms = 10000;
+  unsigned txn_idle_timeout_ms = 30000;
+};
+
+class Node {
+ public:
+  static Result<std::unique_ptr<Node>> create(NodeOptions options);
+  ~Node();
+  Node(const Node&) = delete;
+  Node& operator=(const Node&) = delete;
+
+  Status start();
+  Status stop();
+  // If this node leads, hands leadership to another voter and waits (up to
+  // the election timeout) for it to take over. OK if not leader.
+  Status handover();
+
+  raft_id id() const;
+  const std::string& address() const;
+  // Thread-safe snapshots of Raft state, for tools and tests.
+  bool is_leader() const;
+  std::string describe_state() const;
+
+  // Rewrites the cluster configuration of a stopped node's data directory
+  // (disaster recovery: see docs/operations.md).
+  static Status recover(const std::string& dir, raft_id id, const std::string& address,
+                        const std::vector<Member>& cluster);
+  // A new random node id, derived from the address and the time.
+  static raft_id generate_id(const std::string& address);
+
+ private:
+  explicit Node(std::unique_ptr<NodeImpl> impl);
+  std::unique_ptr<NodeImpl> impl_;
+};
+
+// Parses "id@address,id@address,...".
+Result<std::vector<Member>> parse_cluster(const std::string& spec);
+
+}  // namespace sqraft

@@ -1,0 +1,102 @@
+// Internals of Node shared with Session. Loop thread unless noted.
+#pragma once
+
+#include <uv.h>
+
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "db_writer.h"
+#include "node.h"
+#include "raft_api.h"
+#include "replica.h"
+#include "thread_pool.h"
+#include "transport.h"
+
+namespace sqraft {
+
+class Session;
+
+class NodeImpl {
+ public:
+  explicit NodeImpl(NodeOptions options);
+  ~NodeImpl();
+
+  // Any thread: runs `fn` on the loop thread; false once the loop is gone.
+  bool post(std::function<void()> fn);
+
+  // ---- used by sessions (loop thread) ----
+  bool leader_ready() const;  // may run SQL: leader with a current state
+  struct raft* raft() { return &raft_; }
+  Replica& replica() { return *replica_; }
+  Vfs& vfs() { return replica_->vfs(); }
+  ThreadPool& readers() { return *readers_; }
+  DbWriter& writer(const std::string& db);
+  Transport& transport() { return *transport_; }
+  const NodeOptions& options() const { return options_; }
+  uint64_t failure_domain() const { return failure_domain_.load(); }
+  uint64_t weight() const { return weight_.load(); }
+  void set_weight(uint64_t w) { weight_ = w; }
+  void reap(Session* s);  // erase a session that finished closing
+
+  // ---- lifecycle (caller's thread) ----
+  Status start();
+  Status stop();
+  Status handover();
+  std::string describe_state();
+  std::atomic<bool> leader{false};
+
+ private:
+  friend class Node;
+  Status open_dir();
+  Status init_raft();
+  void loop_main();
+  void begin_shutdown();
+  void on_poll();
+  static void on_connection(uv_stream_t* server, int status);
+
+  NodeOptions options_;
+  std::atomic<uint64_t> failure_domain_{0};
+  std::atomic<uint64_t> weight_{0};
+
+  uv_loop_t loop_{};
+  uv_async_t async_{};
+  uv_prepare_t prepare_{};
+  uv_timer_t timer_{};
+  std::thread thread_;
+  std::unique_ptr<Replica> replica_;
+  std::unique_ptr<Transport> transport_;
+  struct raft_io io_ {};
+  struct raft raft_ {};
+  bool io_ready_ = false;
+  bool raft_ready_ = false;
+  uv_stream_t* listener_ = nullptr;
+  std::unique_ptr<ThreadPool> readers_;
+  std::map<std::string, std::unique_ptr<DbWriter>> writers_;
+  std::map<uint64_t, std::unique_ptr<Session>> sessions_;
+  uint64_t next_session_ = 1;
+  bool was_leader_ = false;
+
+  std::mutex post_mu_;
+  std::vector<std::function<void()>> posted_;
+  bool loop_gone_ = false;
+  bool stop_requested_ = false;
+  bool shutting_down_ = false;
+
+  enum class State { kCreated, kRunning, kStopped };
+  std::mutex state_mu_;
+  State state_ = State::kCreated;
+
+  // Start-up timing: the log index to reach, and when start began.
+  raft_index catch_up_index_ = 0;
+  std::chrono::steady_clock::time_point started_at_;
+  bool caught_up_logged_ = false;
+};
+
+}  // namespace sqraft

@@ -1,0 +1,140 @@
+// Session: one client (or peer) connection to a node.
+//
+// It reads the protocol handshake and then messages. A first request of type
+// CONNECT comes from a Raft peer: the session hands the socket to the Raft
+// transport and ends. Anything else is a client: requests are served one at a
+// time (dqlite's protocol is request/response; only row streams and INTERRUPT
+// overlap), SQL runs off the loop thread — reads on the node's reader pool
+// with the session's own connection, writes on the database's DbWriter — and
+// responses are written back on the loop thread.
+//
+// Bad input never crashes the node: malformed or oversized messages get a
+// FAILURE response or close this connection, with a log line saying why.
+//
+// Thread-safety: loop thread only; jobs it starts elsewhere keep it alive
+// (jobs_ > 0) until their completion runs on the loop thread.
+#pragma once
+
+#include <uv.h>
+
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "db_writer.h"
+#include "statement.h"
+#include "wire.h"
+
+namespace sqraft {
+
+class NodeImpl;
+
+class Session {
+ public:
+  Session(NodeImpl& node, uint64_t id, uv_stream_t* stream);
+  ~Session();
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
+
+  void start();
+  void close(const std::string& why);
+  uint64_t id() const { return id_; }
+  bool reapable() const { return closing_ && stream_closed_ && jobs_ == 0; }
+  // Leadership was lost: writes in progress fail; database handles go.
+  void on_leadership_lost();
+
+ private:
+  struct Db {
+    std::string name;
+    sqlite3* conn = nullptr;  // this client's reader connection
+    std::unique_ptr<StmtCache> cache;
+    DbWriter* writer = nullptr;
+    bool in_txn = false;      // the client owns the database's writer
+  };
+  struct Stmt {
+    uint32_t db = 0;
+    std::string sql;
+    StmtKind kind = StmtKind::kOther;
+    uint64_t params = 0;
+  };
+  struct Stream {  // a query's rows, batch by batch
+    uint32_t db = 0;
+    bool on_writer = false;
+    std::unique_ptr<RowCursor> cursor;  // reader streams
+    bool interrupted = false;
+  };
+  struct Message {
+    wire::Header header;
+    std::vector<uint8_t> body;
+  };
+
+  static void on_alloc(uv_handle_t* h, size_t suggested, uv_buf_t* buf);
+  static void on_read(uv_stream_t* s, ssize_t n, const uv_buf_t* buf);
+  void on_bytes(const uint8_t* data, size_t n);
+  void parse();
+  void dispatch(Message m);
+  void handle(Message& m);
+  void done();  // the current request is answered: take the next one
+  void hand_to_raft(const Message& m);
+
+  // Responses.
+  void send(std::vector<uint8_t> msg, std::function<void()> after = {});
+  void reply_failure(const Status& s);
+  void reply_failure(uint64_t code, const std::string& message);
+  void reply_empty();
+
+  // Requests.
+  Db* db(uint64_t id, bool need_leader);
+  void handle_open(wire::BodyReader& r);
+  void handle_prepare(wire::BodyReader& r, uint8_t schema);
+  void handle_sql(uint32_t db_id, std::string sql, std::vector<wire::Value> params, bool query, StmtKind kind);
+  void handle_finalize(wire::BodyReader& r);
+  void handle_interrupt();
+  void handle_cluster(wire::BodyReader& r);
+  void handle_membership(uint8_t type, wire::BodyReader& r);
+  void handle_dump(wire::BodyReader& r);
+
+  // Execution.
+  void run_on_reader(uint32_t db_id, std::string sql, std::vector<wire::Value> params, bool query);
+  void run_on_writer(uint32_t db_id, std::string sql, std::vector<wire::Value> params, bool query, bool batchable);
+  void classify_then_run(uint32_t db_id, std::string sql, std::vector<wire::Value> params, bool query);
+  void on_rows(uint32_t db_id, Result<std::vector<uint8_t>> batch, bool done_rows, bool on_writer);
+  void next_rows();
+  void on_rows_from_writer(DbWriter::Reply rep);
+  void end_stream_interrupted();
+  void drop_db(uint32_t db_id);
+  void job_started() { jobs_++; }
+  bool job_finished();  // false if the session is closing (and may be reaped)
+
+  NodeImpl& node_;
+  const uint64_t id_;
+  uv_stream_t* stream_;
+  bool closing_ = false;
+  bool stream_closed_ = false;
+  int jobs_ = 0;
+
+  // Reading.
+  enum class Phase { kHandshake, kFirstHeader, kFirstBody, kClient };
+  Phase phase_ = Phase::kHandshake;
+  std::vector<uint8_t> in_;
+  size_t in_used_ = 0;
+  std::vector<uint8_t> read_buf_;
+  std::optional<wire::Header> pending_header_;
+
+  // Requests.
+  bool busy_ = false;
+  std::deque<Message> queued_;
+  uint64_t client_id_ = 0;
+  std::map<uint32_t, Db> dbs_;
+  std::vector<Db> graveyard_;  // dropped databases whose connections jobs may still hold
+  uint32_t next_db_ = 0;
+  std::map<uint32_t, Stmt> stmts_;
+  uint32_t next_stmt_ = 0;
+  std::optional<Stream> stream_rows_;
+};
+
+}  // namespace sqraft

@@ -1,0 +1,298 @@
+#include "statement.h"
+
+#include <strings.h>
+
+#include <cctype>
+#include <cstring>
+
+namespace sqraft {
+
+namespace {
+
+// Skips whitespace and comments from `i`.
+size_t skip_space(std::string_view s, size_t i) {
+  while (i < s.size()) {
+    if (std::isspace(static_cast<unsigned char>(s[i]))) {
+      i++;
+    } else if (s.compare(i, 2, "--") == 0) {
+      while (i < s.size() && s[i] != '\n') i++;
+    } else if (s.compare(i, 2, "/*") == 0) {
+      const size_t end = s.find("*/", i + 2);
+      i = end == std::string_view::npos ? s.size() : end + 2;
+    } else {
+      break;
+    }
+  }
+  return i;
+}
+
+// The first `n` keywords of `sql`, upper-cased.
+std::vector<std::string> keywords(std::string_view sql, size_t n) {
+  std::vector<std::string> out;
+  size_t i = 0;
+  while (out.size() < n) {
+    i = skip_space(sql, i);
+    std::string word;
+    while (i < sql.size() && (std::isalpha(static_cast<unsigned char>(sql[i])) || sql[i] == '_')) {
+      word.push_back(char(std::toupper(static_cast<unsigned char>(sql[i]))));
+      i++;
+    }
+    if (word.empty()) break;
+    out.push_back(std::move(word));
+  }
+  return out;
+}
+
+}  // namespace
+
+bool single_statement(std::string_view s) {
+  size_t i = 0;
+  while (i < s.size()) {
+    const char c = s[i];
+    if (c == '\'' || c == '"' || c == '`' || c == '[') {
+      const char close = c == '[' ? ']' : c;
+      i++;
+      while (i < s.size() && s[i] != close) i++;
+      i++;
+    } else if (s.compare(i, 2, "--") == 0 || s.compare(i, 2, "/*") == 0) {
+      i = skip_space(s, i);
+    } else if (c == ';') {
+      // Only separators, spaces and comments may follow.
+      for (size_t j = skip_space(s, i + 1); j < s.size(); j = skip_space(s, j + 1)) {
+        if (s[j] != ';') return false;
+      }
+      return true;
+    } else {
+      i++;
+    }
+  }
+  return true;
+}
+
+StmtKind classify_sql(std::string_view sql) {
+  const std::vector<std::string> kws = keywords(sql, 3);
+  const std::string kw = kws.empty() ? "" : kws[0];
+  if (kw == "BEGIN") return single_statement(sql) ? StmtKind::kBegin : StmtKind::kOther;
+  // ROLLBACK [TRANSACTION] TO savepoint ends no transaction.
+  const bool rollback_to = kw == "ROLLBACK" && ((kws.size() > 1 && kws[1] == "TO") ||
+                                                (kws.size() > 2 && kws[1] == "TRANSACTION" && kws[2] == "TO"));
+  if (kw == "COMMIT" || kw == "END" || (kw == "ROLLBACK" && !rollback_to)) {
+    return single_statement(sql) ? StmtKind::kEnd : StmtKind::kOther;
+  }
+  if (!single_statement(sql)) return StmtKind::kOther;
+  if (kw == "SELECT" || kw == "VALUES") return StmtKind::kRead;
+  if (kw == "INSERT" || kw == "UPDATE" || kw == "DELETE" || kw == "REPLACE" || kw == "CREATE" || kw == "DROP" ||
+      kw == "ALTER") {
+    return StmtKind::kWrite;
+  }
+  return StmtKind::kOther;
+}
+
+// ---- StmtCache -----------------------------------------------------------------
+
+StmtCache::~StmtCache() { clear(); }
+
+void StmtCache::clear() {
+  for (auto& [sql, e] : entries_) sqlite3_finalize(e.stmt);
+  entries_.clear();
+  lru_.clear();
+}
+
+Result<sqlite3_stmt*> StmtCache::get(const std::string& sql) {
+  if (auto it = entries_.find(sql); it != entries_.end()) {
+    lru_.splice(lru_.begin(), lru_, it->second.pos);
+    sqlite3_reset(it->second.stmt);
+    sqlite3_clear_bindings(it->second.stmt);
+    return it->second.stmt;
+  }
+  sqlite3_stmt* stmt = nullptr;
+  const char* tail = nullptr;
+  int rc = sqlite3_prepare_v3(conn_, sql.c_str(), int(sql.size()) + 1, SQLITE_PREPARE_PERSISTENT, &stmt, &tail);
+  if (rc != SQLITE_OK) return sqlite_error(conn_, rc);
+  if (stmt == nullptr) return Status::Error(SQLITE_MISUSE, "empty statement");
+  if (tail != nullptr && *tail != '\0' && !std::string_view(tail).empty()) {
+    bool only_space = true;
+    for (const char* p = tail; *p; p++) only_space = only_space && (std::isspace(static_cast<unsigned char>(*p)) || *p == ';');
+    if (!only_space) {
+      sqlite3_finalize(stmt);
+      return Status::Error(SQLITE_MISUSE, "expected a single statement");
+    }
+  }
+  lru_.push_front(sql);
+  entries_[sql] = Entry{stmt, lru_.begin()};
+  while (entries_.size() > capacity_) {
+    const std::string& victim = lru_.back();
+    auto it = entries_.find(victim);
+    sqlite3_finalize(it->second.stmt);
+    entries_.erase(it);
+    lru_.pop_back();
+  }
+  return stmt;
+}
+
+// ---- execution -------------------------------------------------------------------
+
+Status sqlite_error(sqlite3* conn, int rc) {
+  int code = conn ? sqlite3_extended_errcode(conn) : rc;
+  if (code == SQLITE_OK) code = rc;
+  if (code == kErrNotLeader || rc == kErrNotLeader) return Status::NotLeader();
+  if (code == kErrLeadershipLost || rc == kErrLeadershipLost) return Status::LeadershipLost();
+  return Status::Error(code, conn ? sqlite3_errmsg(conn) : sqlite3_errstr(rc));
+}
+
+Status bind_params(sqlite3_stmt* stmt, const std::vector<wire::Value>& params) {
+  const int expected = sqlite3_bind_parameter_count(stmt);
+  if (int(params.size()) > expected) {
+    return Status::Error(SQLITE_RANGE, "statement has " + std::to_string(expected) + " parameters, got " +
+                                           std::to_string(params.size()));
+  }
+  for (size_t i = 0; i < params.size(); i++) {
+    const wire::Value& v = params[i];
+    const int idx = int(i) + 1;
+    int rc;
+    switch (v.type) {
+      case wire::kInteger:
+      case wire::kUnixTime:
+      case wire::kBoolean:
+        rc = sqlite3_bind_int64(stmt, idx, v.integer);
+        break;
+      case wire::kFloat:
+        rc = sqlite3_bind_double(stmt, idx, v.real);
+        break;
+      case wire::kText:
+      case wire::kIso8601:
+        rc = sqlite3_bind_text64(stmt, idx, v.bytes.data(), v.bytes.size(), SQLITE_TRANSIENT, SQLITE_UTF8);
+        break;
+      case wire::kBlob:
+        rc = sqlite3_bind_blob64(stmt, idx, v.bytes.data(), v.bytes.size(), SQLITE_TRANSIENT);
+        break;
+      default:
+        rc = sqlite3_bind_null(stmt, idx);
+        break;
+    }
+    if (rc != SQLITE_OK) return sqlite_error(sqlite3_db_handle(stmt), rc);
+  }
+  return Status::Ok();
+}
+
+Result<ExecOutcome> step_all(sqlite3* conn, sqlite3_stmt* stmt) {
+  int rc;
+  while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+  }
+  if (rc != SQLITE_DONE) {
+    Status s = sqlite_error(conn, rc);
+    sqlite3_reset(stmt);
+    return s;
+  }
+  ExecOutcome out;
+  out.last_insert_id = uint64_t(sqlite3_last_insert_rowid(conn));
+  out.rows_affected = uint64_t(sqlite3_changes64(conn));
+  sqlite3_reset(stmt);
+  return out;
+}
+
+Result<ExecOutcome> exec_script(sqlite3* conn, const std::string& sql, const std::vector<wire::Value>& params) {
+  const char* tail = sql.c_str();
+  const char* end = tail + sql.size();
+  ExecOutcome last;
+  while (tail < end) {
+    sqlite3_stmt* stmt = nullptr;
+    int rc = sqlite3_prepare_v2(conn, tail, int(end - tail), &stmt, &tail);
+    if (rc != SQLITE_OK) return sqlite_error(conn, rc);
+    if (stmt == nullptr) break;  // only whitespace or comments left
+    if (sqlite3_bind_parameter_count(stmt) > 0) {
+      if (Status s = bind_params(stmt, params); !s.ok()) {
+        sqlite3_finalize(stmt);
+        return s;
+      }
+    }
+    Result<ExecOutcome> r = step_all(conn, stmt);
+    sqlite3_finalize(stmt);
+    if (!r.ok()) return r.status();
+    last = r.value();
+  }
+  return last;
+}
+
+// ---- rows ------------------------------------------------------------------------
+
+RowCursor::RowCursor(sqlite3_stmt* stmt) : stmt_(stmt) {
+  const int n = sqlite3_column_count(stmt);
+  for (int i = 0; i < n; i++) {
+    const char* name = sqlite3_column_name(stmt, i);
+    columns_.emplace_back(name ? name : "");
+    const char* decl = sqlite3_column_decltype(stmt, i);
+    int kind = 0;
+    if (decl != nullptr) {
+      if (strcasecmp(decl, "DATETIME") == 0 || strcasecmp(decl, "DATE") == 0 || strcasecmp(decl, "TIMESTAMP") == 0) {
+        kind = 1;
+      } else if (strcasecmp(decl, "BOOLEAN") == 0) {
+        kind = 2;
+      }
+    }
+    declared_.push_back(kind);
+  }
+}
+
+RowCursor::~RowCursor() {
+  if (stmt_ != nullptr && last_rc_ == SQLITE_ROW) sqlite3_reset(stmt_);
+}
+
+RowCursor::RowCursor(RowCursor&& o) noexcept
+    : stmt_(o.stmt_), columns_(std::move(o.columns_)), declared_(std::move(o.declared_)), last_rc_(o.last_rc_) {
+  o.stmt_ = nullptr;
+}
+
+Result<std::vector<uint8_t>> RowCursor::next_batch(sqlite3* conn, size_t max_bytes, bool* done) {
+  wire::RowsWriter rows(columns_);
+  std::vector<wire::Value> values(columns_.size());
+  for (;;) {
+    last_rc_ = sqlite3_step(stmt_);
+    if (last_rc_ != SQLITE_ROW) break;
+    for (size_t i = 0; i < columns_.size(); i++) {
+      const int c = int(i);
+      wire::Value& v = values[i];
+      switch (sqlite3_column_type(stmt_, c)) {
+        case SQLITE_INTEGER:
+          v = wire::Value::Integer(sqlite3_column_int64(stmt_, c));
+          if (declared_[i] == 1) v.type = wire::kUnixTime;
+          if (declared_[i] == 2) v.type = wire::kBoolean;
+          break;
+        case SQLITE_FLOAT:
+          v = wire::Value::Float(sqlite3_column_double(stmt_, c));
+          break;
+        case SQLITE_TEXT: {
+          const auto* t = reinterpret_cast<const char*>(sqlite3_column_text(stmt_, c));
+          v = wire::Value::Text(std::string(t ? t : "", size_t(sqlite3_column_bytes(stmt_, c))));
+          if (declared_[i] == 1) v.type = wire::kIso8601;
+          break;
+        }
+        case SQLITE_BLOB: {
+          const void* b = sqlite3_column_blob(stmt_, c);
+          const int n = sqlite3_column_bytes(stmt_, c);
+          v = wire::Value::Blob(b ? std::string(static_cast<const char*>(b), size_t(n)) : std::string());
+          break;
+        }
+        default:
+          v = wire::Value::Null();
+          break;
+      }
+    }
+    rows.row(values);
+    if (rows.size() >= max_bytes) {
+      *done = false;
+      return rows.finish(true);
+    }
+  }
+  if (last_rc_ != SQLITE_DONE) {
+    Status s = sqlite_error(conn, last_rc_);
+    sqlite3_reset(stmt_);
+    *done = true;
+    return s;
+  }
+  sqlite3_reset(stmt_);
+  *done = true;
+  return rows.finish(false);
+}
+
+}  // namespace sqraft

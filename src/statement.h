@@ -1,0 +1,95 @@
+// Running statements for the wire protocol: classification, a per-connection
+// statement cache, parameter binding, and turning result rows into ROWS
+// messages.
+//
+// Thread-safety: a StmtCache and the statements it hands out belong to one
+// connection and are used by one thread at a time.
+#pragma once
+
+#include <sqlite3.h>
+
+#include <cstdint>
+#include <list>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "status.h"
+#include "wire.h"
+
+namespace sqraft {
+
+// What a statement does, judged from its text alone (cheap, on any thread).
+enum class StmtKind {
+  kRead,            // never writes: runs on the client's own connection
+  kWrite,           // one INSERT/UPDATE/DELETE/REPLACE/CREATE/DROP/ALTER: may join a group commit
+  kWriteExclusive,  // writes, but must run alone on the writer (VACUUM, scripts, ...)
+  kBegin,           // BEGIN
+  kEnd,             // COMMIT / END / ROLLBACK (whole transaction)
+  kOther,           // unknown from the text alone: classify by preparing
+};
+StmtKind classify_sql(std::string_view sql);
+// True if `sql` holds at most one statement (comments and whitespace aside).
+bool single_statement(std::string_view sql);
+
+// Prepared statements of one connection, by SQL text (least recently used
+// ones are finalized past `capacity`).
+class StmtCache {
+ public:
+  explicit StmtCache(sqlite3* conn, size_t capacity = 64) : conn_(conn), capacity_(capacity) {}
+  ~StmtCache();
+  StmtCache(const StmtCache&) = delete;
+  StmtCache& operator=(const StmtCache&) = delete;
+
+  // A reset statement for `sql` (one statement; a tail is an error).
+  Result<sqlite3_stmt*> get(const std::string& sql);
+  void clear();
+  sqlite3* conn() const { return conn_; }
+
+ private:
+  sqlite3* conn_;
+  size_t capacity_;
+  std::list<std::string> lru_;  // front: most recent
+  struct Entry {
+    sqlite3_stmt* stmt;
+    std::list<std::string>::iterator pos;
+  };
+  std::unordered_map<std::string, Entry> entries_;
+};
+
+// The error of `conn` (after `rc` from a call on it) as a Status with the
+// extended code; "not leader" and "leadership lost" keep dqlite's codes.
+Status sqlite_error(sqlite3* conn, int rc);
+
+Status bind_params(sqlite3_stmt* stmt, const std::vector<wire::Value>& params);
+
+struct ExecOutcome {
+  uint64_t last_insert_id = 0;
+  uint64_t rows_affected = 0;
+};
+// Steps `stmt` to completion, discarding rows.
+Result<ExecOutcome> step_all(sqlite3* conn, sqlite3_stmt* stmt);
+// Runs every statement of `sql` in order (binding `params` to each statement
+// that has parameters), like sqlite3_exec.
+Result<ExecOutcome> exec_script(sqlite3* conn, const std::string& sql, const std::vector<wire::Value>& params);
+
+// Streams the rows of a statement as ROWS messages.
+class RowCursor {
+ public:
+  explicit RowCursor(sqlite3_stmt* stmt);
+  ~RowCursor();  // resets an unfinished statement (ends its read transaction)
+  RowCursor(RowCursor&& other) noexcept;
+  RowCursor& operator=(RowCursor&&) = delete;
+  // Steps up to `max_bytes` worth of rows. Returns one ROWS message ending
+  // with "more" or "done"; *done says which. Errors end the cursor.
+  Result<std::vector<uint8_t>> next_batch(sqlite3* conn, size_t max_bytes, bool* done);
+
+ private:
+  sqlite3_stmt* stmt_;
+  std::vector<std::string> columns_;
+  std::vector<int> declared_;  // 0 plain, 1 date/time, 2 boolean
+  int last_rc_ = SQLITE_ROW;
+};
+
+}  // namespace sqraft

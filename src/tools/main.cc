@@ -1,0 +1,161 @@
+// The `sqraft` command: one binary, several subcommands.
+//   sqraft node     run a node in the foreground
+//   sqraft recover  rewrite a stopped node's cluster configuration
+//   sqraft shell    an interactive SQL shell over the wire protocol
+//   sqraft bench    a load generator for any dqlite-protocol cluster
+#include <CLI/CLI.hpp>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <csignal>
+#include <cstdio>
+#include <string>
+
+#include "node.h"
+#include "tools.h"
+
+namespace sqraft::tools {
+
+namespace {
+
+struct NodeArgs {
+  uint64_t id = 0;
+  std::string address;
+  std::string bind;
+  std::string dir;
+  std::string cluster;
+  unsigned latency_ms = 20;
+  unsigned snapshot_threshold = 1024;
+  unsigned snapshot_trailing = 8192;
+  uint64_t failure_domain = 0;
+  uint64_t weight = 0;
+  std::string log_level = "info";
+};
+
+void setup_logging(const std::string& level) {
+  auto logger = spdlog::stderr_color_mt("sqraft");
+  spdlog::set_default_logger(logger);
+  spdlog::set_pattern("%Y-%m-%d %H:%M:%S.%e %^%-5l%$ %v");
+  spdlog::set_level(spdlog::level::from_str(level));
+}
+
+int run_node(const NodeArgs& a) {
+  setup_logging(a.log_level);
+  NodeOptions o;
+  o.id = a.id;
+  o.address = a.address;
+  o.bind_address = a.bind;
+  o.dir = a.dir;
+  o.network_latency_ms = a.latency_ms;
+  o.snapshot_threshold = a.snapshot_threshold;
+  o.snapshot_trailing = a.snapshot_trailing;
+  o.failure_domain = a.failure_domain;
+  o.weight = a.weight;
+  if (!a.cluster.empty()) {
+    Result<std::vector<Member>> c = parse_cluster(a.cluster);
+    if (!c.ok()) {
+      std::fprintf(stderr, "sqraft node: --cluster: %s\n", c.status().message().c_str());
+      return 2;
+    }
+    o.cluster = std::move(c).value();
+  }
+  // Block the stop signals before any thread starts; wait for them below.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  std::signal(SIGPIPE, SIG_IGN);
+
+  Result<std::unique_ptr<Node>> node = Node::create(o);
+  if (!node.ok()) {
+    std::fprintf(stderr, "sqraft node: %s\n", node.status().message().c_str());
+    return 2;
+  }
+  if (Status s = node.value()->start(); !s.ok()) {
+    std::fprintf(stderr, "sqraft node: %s\n", s.message().c_str());
+    return 1;
+  }
+  std::fprintf(stderr, "sqraft node %llu ready on %s\n", static_cast<unsigned long long>(o.id), o.address.c_str());
+  int sig = 0;
+  sigwait(&stop_signals, &sig);
+  spdlog::info("received {}: stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
+  (void)node.value()->handover();
+  if (Status s = node.value()->stop(); !s.ok()) {
+    std::fprintf(stderr, "sqraft node: stop: %s\n", s.message().c_str());
+    return 1;
+  }
+  return 0;
+}
+
+void add_node_command(CLI::App& app, NodeArgs& a, int& rc) {
+  CLI::App* cmd = app.add_subcommand("node", "Run a sqraft node in the foreground (logs on stderr; Ctrl-C stops it)");
+  cmd->add_option("--id", a.id, "Node id (a positive integer, unique in the cluster)")->required()->check(CLI::PositiveNumber);
+  cmd->add_option("--address", a.address, "Address for clients and peers: host:port, @abstract or /socket/path")->required();
+  cmd->add_option("--dir", a.dir, "Data directory (must exist)")->required();
+  cmd->add_option("--cluster", a.cluster, "Founding voters, id@address,... (bootstraps a new cluster once)");
+  cmd->add_option("--bind", a.bind, "Listen here instead of --address (e.g. 0.0.0.0:9001)");
+  cmd->add_option("--latency-ms", a.latency_ms, "Network latency: heartbeat 5x, election timeout 50x")
+      ->check(CLI::Range(1u, 10000u));
+  cmd->add_option("--snapshot-threshold", a.snapshot_threshold, "Log entries between snapshots")->check(CLI::PositiveNumber);
+  cmd->add_option("--snapshot-trailing", a.snapshot_trailing, "Log entries kept after a snapshot");
+  cmd->add_option("--failure-domain", a.failure_domain, "Failure domain reported by DESCRIBE");
+  cmd->add_option("--weight", a.weight, "Weight reported by DESCRIBE");
+  cmd->add_option("--log-level", a.log_level, "trace, debug, info, warn, error")
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}));
+  cmd->callback([&] { rc = run_node(a); });
+}
+
+struct RecoverArgs {
+  uint64_t id = 0;
+  std::string address, dir, cluster;
+};
+
+void add_recover_command(CLI::App& app, RecoverArgs& a, int& rc) {
+  CLI::App* cmd = app.add_subcommand(
+      "recover", "Force a stopped node's cluster configuration (disaster recovery; see docs/operations.md)");
+  cmd->add_option("--id", a.id, "This node's id")->required();
+  cmd->add_option("--address", a.address, "This node's address")->required();
+  cmd->add_option("--dir", a.dir, "Its data directory")->required();
+  cmd->add_option("--cluster", a.cluster, "The new voters, id@address,...")->required();
+  cmd->callback([&] {
+    Result<std::vector<Member>> c = parse_cluster(a.cluster);
+    if (!c.ok()) {
+      std::fprintf(stderr, "sqraft recover: --cluster: %s\n", c.status().message().c_str());
+      rc = 2;
+      return;
+    }
+    Status s = Node::recover(a.dir, a.id, a.address, c.value());
+    if (!s.ok()) {
+      std::fprintf(stderr, "sqraft recover: %s\n", s.message().c_str());
+      rc = 1;
+      return;
+    }
+    std::printf("recovered: the configuration of %s is now %s\n", a.dir.c_str(), a.cluster.c_str());
+    rc = 0;
+  });
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"sqraft: a replicated SQLite database speaking the dqlite wire protocol"};
+  app.require_subcommand(1);
+  int rc = 0;
+  NodeArgs node_args;
+  RecoverArgs recover_args;
+  add_node_command(app, node_args, rc);
+  add_recover_command(app, recover_args, rc);
+  add_shell_command(app, rc);
+  add_bench_command(app, rc);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  return rc;
+}
+
+}  // namespace sqraft::tools
+
+int main(int argc, char** argv) { return sqraft::tools::main(argc, argv); }

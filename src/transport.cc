@@ -1,0 +1,131 @@
+#include "transport.h"
+
+#include <spdlog/spdlog.h>
+
+#include <cstring>
+
+#include "wire.h"
+
+namespace sqraft {
+
+struct Transport::Attempt {
+  Transport* self;
+  struct raft_uv_connect* req;
+  raft_uv_connect_cb cb;
+  Connector* connector = nullptr;
+  uv_stream_t* stream = nullptr;
+  uv_write_t write{};
+  std::vector<uint8_t> preamble;
+  std::string peer;
+};
+
+Transport::Transport(uv_loop_t* loop) : loop_(loop) {
+  t_.impl = this;
+  t_.init = init;
+  t_.listen = listen;
+  t_.connect = connect;
+  t_.close = close;
+}
+
+Transport::~Transport() = default;
+
+std::vector<uint8_t> Transport::connect_preamble(raft_id id, const std::string& address) {
+  wire::BodyWriter proto;
+  proto.u64(wire::kProtocolVersion);
+  wire::BodyWriter body;
+  body.u64(id);
+  body.text(address);
+  std::vector<uint8_t> out = proto.bytes();
+  std::vector<uint8_t> msg = body.finish(wire::kConnect);
+  out.insert(out.end(), msg.begin(), msg.end());
+  return out;
+}
+
+int Transport::init(struct raft_uv_transport* t, raft_id id, const char* address) {
+  auto* self = static_cast<Transport*>(t->impl);
+  self->id_ = id;
+  self->address_ = address;
+  return 0;
+}
+
+int Transport::listen(struct raft_uv_transport* t, raft_uv_accept_cb cb) {
+  static_cast<Transport*>(t->impl)->accept_cb_ = cb;  // the node's listener feeds accept()
+  return 0;
+}
+
+void Transport::accept(raft_id peer_id, const std::string& peer_address, uv_stream_t* stream) {
+  if (accept_cb_ == nullptr || closing_) {
+    close_stream(stream);
+    return;
+  }
+  accept_cb_(&t_, peer_id, peer_address.c_str(), stream);
+}
+
+int Transport::connect(struct raft_uv_transport* t, struct raft_uv_connect* req, raft_id id, const char* address,
+                       raft_uv_connect_cb cb) {
+  auto* self = static_cast<Transport*>(t->impl);
+  (void)id;
+  if (self->closing_) return RAFT_CANCELED;
+  Result<Address> addr = parse_address(address);
+  if (!addr.ok()) {
+    spdlog::warn("raft: cannot connect to '{}': {}", address, addr.status().message());
+    return RAFT_NOCONNECTION;
+  }
+  auto* a = new Attempt{self, req, cb, nullptr, nullptr, {}, {}, address};
+  a->preamble = connect_preamble(self->id_, self->address_);
+  self->attempts_.insert(a);
+  a->connector = connect_to(self->loop_, addr.value(), [a](int status, uv_stream_t* stream) {
+    a->connector = nullptr;
+    if (status != 0) {
+      a->self->finish_attempt(a, status == UV_ECANCELED ? RAFT_CANCELED : RAFT_NOCONNECTION, nullptr);
+      return;
+    }
+    a->stream = stream;
+    uv_buf_t buf = uv_buf_init(reinterpret_cast<char*>(a->preamble.data()), unsigned(a->preamble.size()));
+    a->write.data = a;
+    int rv = uv_write(&a->write, stream, &buf, 1, [](uv_write_t* w, int st) {
+      auto* at = static_cast<Attempt*>(w->data);
+      uv_stream_t* s = at->stream;
+      at->stream = nullptr;
+      if (st != 0 || at->self->closing_) {
+        close_stream(s);
+        at->self->finish_attempt(at, at->self->closing_ ? RAFT_CANCELED : RAFT_NOCONNECTION, nullptr);
+        return;
+      }
+      at->self->finish_attempt(at, 0, s);
+    });
+    if (rv != 0) {
+      a->stream = nullptr;
+      close_stream(stream);
+      a->self->finish_attempt(a, RAFT_NOCONNECTION, nullptr);
+    }
+  });
+  return 0;
+}
+
+void Transport::finish_attempt(Attempt* a, int status, uv_stream_t* stream) {
+  attempts_.erase(a);
+  a->cb(a->req, stream, status);
+  delete a;
+  maybe_closed();
+}
+
+void Transport::close(struct raft_uv_transport* t, raft_uv_transport_close_cb cb) {
+  auto* self = static_cast<Transport*>(t->impl);
+  self->closing_ = true;
+  self->close_cb_ = cb;
+  self->accept_cb_ = nullptr;
+  for (Attempt* a : self->attempts_) {
+    if (a->connector) cancel_connect(a->connector);
+  }
+  self->maybe_closed();
+}
+
+void Transport::maybe_closed() {
+  if (!closing_ || !attempts_.empty() || close_cb_ == nullptr) return;
+  auto cb = close_cb_;
+  close_cb_ = nullptr;
+  cb(&t_);
+}
+
+}  // namespace sqraft
