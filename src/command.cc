@@ -11,6 +11,9 @@ namespace sqraft {
 
 namespace {
 
+// u32 little-endian length of the Protobuf message, then 4 zero bytes.
+constexpr size_t kCommandPrefix = 8;
+
 void encode_frames(const FramesBatch& b, proto::Frames* out) {
   out->set_db(b.db);
   out->set_txn_id(b.txn_id);
@@ -106,15 +109,28 @@ std::string encode_command(const Command& cmd) {
   } else {
     msg.mutable_checkpoint()->set_db(std::get<CheckpointCommand>(cmd.body).db);
   }
-  return msg.SerializeAsString();
+  // libraft's disk format wants entries in whole 8-byte words: frame the
+  // Protobuf bytes with their length and pad.
+  const std::string body = msg.SerializeAsString();
+  std::string out(kCommandPrefix + (body.size() + 7) / 8 * 8, '\0');
+  const uint32_t n = uint32_t(body.size());
+  for (int i = 0; i < 4; i++) out[size_t(i)] = char(n >> (8 * i));
+  std::memcpy(out.data() + kCommandPrefix, body.data(), body.size());
+  return out;
 }
 
 Result<Command> decode_command(const void* data, size_t size) {
   if (size > size_t(std::numeric_limits<int>::max())) {
     return Status::Corruption("malformed command: " + std::to_string(size) + " bytes is too large");
   }
+  if (size < kCommandPrefix) return Status::Corruption("malformed command: " + std::to_string(size) + " bytes");
+  const auto* p = static_cast<const uint8_t*>(data);
+  const uint32_t n = uint32_t(p[0]) | (uint32_t(p[1]) << 8) | (uint32_t(p[2]) << 16) | (uint32_t(p[3]) << 24);
+  if (p[4] != 0 || p[5] != 0 || p[6] != 0 || p[7] != 0 || n > size - kCommandPrefix) {
+    return Status::Corruption("malformed command: bad length prefix");
+  }
   proto::Command msg;
-  if (!msg.ParseFromArray(data, int(size))) return Status::Corruption("malformed command: cannot parse");
+  if (!msg.ParseFromArray(p + kCommandPrefix, int(n))) return Status::Corruption("malformed command: cannot parse");
   if (msg.format_version() == 0 || msg.format_version() > kCommandFormatVersion) {
     return Status::Corruption("unsupported command format version " + std::to_string(msg.format_version()));
   }

@@ -1,7 +1,9 @@
 // Command codec: the one place that turns replicated commands into bytes and
 // back.
 //
-// A command is a Protobuf `sqraft.proto.Command` (proto/command.proto).
+// A command is a Protobuf `sqraft.proto.Command` (proto/command.proto),
+// framed as: u32 little-endian length, 4 zero bytes, the message, zero
+// padding to a multiple of 8 bytes (libraft stores entries in whole words).
 // decode_command() validates everything a malformed or hostile entry could
 // get wrong (format version, sizes, page numbers, names) and returns an error
 // Status instead of ever asserting or crashing.

@@ -1,6 +1,7 @@
 #include "node.h"
 
 #include <spdlog/spdlog.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -137,7 +138,9 @@ Status NodeImpl::init_raft() {
   raft_set_snapshot_threshold(&raft_, options_.snapshot_threshold);
   raft_set_snapshot_trailing(&raft_, options_.snapshot_trailing);
   raft_set_pre_vote(&raft_, true);
-  raft_set_install_snapshot_timeout(&raft_, 60000);
+  // A follower busy with its own snapshot drops an InstallSnapshot without
+  // answering; the leader retries after this long.
+  raft_set_install_snapshot_timeout(&raft_, std::max(5000u, latency * 500));
 
   // Bootstrap a new cluster if this node is one of its founders.
   bool founder = false;
@@ -182,6 +185,10 @@ Status NodeImpl::start() {
     if (state_ != State::kCreated) return Status::Invalid("node already started");
   }
   started_at_ = std::chrono::steady_clock::now();
+  // A peer or client that goes away while we write to it must not kill the
+  // process: ignore SIGPIPE unless the application handles it itself.
+  struct sigaction current {};
+  if (::sigaction(SIGPIPE, nullptr, &current) == 0 && current.sa_handler == SIG_DFL) ::signal(SIGPIPE, SIG_IGN);
   if (Status s = open_dir(); !s.ok()) return s;
   Result<Address> listen_addr = parse_address(options_.bind_address.empty() ? options_.address : options_.bind_address);
   if (!listen_addr.ok()) return listen_addr.status().with_context("bind address");
@@ -281,6 +288,14 @@ void NodeImpl::on_poll() {
   }
   if (!was_leader_ && is_leader) spdlog::info("node {}: leader in term {}", options_.id, raft_.current_term);
   was_leader_ = is_leader;
+  if (!parked_.empty()) {
+    std::vector<uint64_t> still;
+    for (uint64_t id : parked_) {
+      auto it = sessions_.find(id);
+      if (it != sessions_.end() && it->second->retry_parked()) still.push_back(id);
+    }
+    parked_.swap(still);
+  }
   if (!caught_up_logged_ && raft_last_applied(&raft_) >= catch_up_index_) {
     caught_up_logged_ = true;
     const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started_at_).count();

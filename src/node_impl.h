@@ -44,6 +44,7 @@ class NodeImpl {
   uint64_t weight() const { return weight_.load(); }
   void set_weight(uint64_t w) { weight_ = w; }
   void reap(Session* s);  // erase a session that finished closing
+  void park(uint64_t session) { parked_.push_back(session); }
 
   // ---- lifecycle (caller's thread) ----
   Status start();
@@ -81,6 +82,7 @@ class NodeImpl {
   std::map<std::string, std::unique_ptr<DbWriter>> writers_;
   std::map<uint64_t, std::unique_ptr<Session>> sessions_;
   uint64_t next_session_ = 1;
+  std::vector<uint64_t> parked_;  // sessions waiting for this leader to be ready
   bool was_leader_ = false;
 
   std::mutex post_mu_;

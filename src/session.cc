@@ -298,10 +298,32 @@ void Session::reply_empty() {
 
 // ---- requests ------------------------------------------------------------------
 
+bool Session::retry_parked() {
+  if (!parked_ || closing_) return false;
+  if (!node_.leader_ready() && raft_state(node_.raft()) == RAFT_LEADER &&
+      std::chrono::steady_clock::now() < parked_until_) {
+    return true;
+  }
+  Message m = std::move(*parked_);
+  parked_.reset();
+  handle(m);  // ready (it runs) or not the leader any more (it fails)
+  return false;
+}
+
 void Session::handle(Message& m) {
   busy_ = true;
   const uint8_t type = m.header.type;
   const uint8_t schema = m.header.schema;
+  const bool needs_leader = type == wire::kOpen || type == wire::kPrepare || type == wire::kExec ||
+                            type == wire::kQuery || type == wire::kExecSql || type == wire::kQuerySql;
+  if (needs_leader && !node_.leader_ready() && raft_state(node_.raft()) == RAFT_LEADER) {
+    // Just elected: wait (up to an election timeout) until everything earlier
+    // leaders committed is applied, rather than send the client away.
+    parked_until_ = std::chrono::steady_clock::now() + std::chrono::milliseconds(node_.raft()->election_timeout);
+    parked_ = std::move(m);
+    node_.park(id_);
+    return;
+  }
   wire::BodyReader r(m.body);
   auto malformed = [&] {
     reply_failure(wire::kErrProto, std::string("malformed ") + wire::request_name(type) + " request");

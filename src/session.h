@@ -17,6 +17,7 @@
 
 #include <uv.h>
 
+#include <chrono>
 #include <deque>
 #include <functional>
 #include <map>
@@ -46,6 +47,9 @@ class Session {
   bool reapable() const { return closing_ && stream_closed_ && jobs_ == 0; }
   // Leadership was lost: writes in progress fail; database handles go.
   void on_leadership_lost();
+  // A request waiting for this leader to be ready: run it now, or give up
+  // once the wait is over. Returns true while it still waits.
+  bool retry_parked();
 
  private:
   struct Db {
@@ -135,6 +139,10 @@ class Session {
   std::map<uint32_t, Stmt> stmts_;
   uint32_t next_stmt_ = 0;
   std::optional<Stream> stream_rows_;
+  // A request that arrived while this node had just been elected and was
+  // still applying earlier leaders' entries.
+  std::optional<Message> parked_;
+  std::chrono::steady_clock::time_point parked_until_;
 };
 
 }  // namespace sqraft

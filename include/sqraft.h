@@ -1,0 +1,199 @@
+/*
+ * sqraft: a replicated SQLite database speaking the dqlite wire protocol.
+ *
+ * This is the only public header. It has two halves:
+ *
+ *  - Nodes: run a sqraft server inside your process. A node listens on one
+ *    address for clients and peers, keeps its Raft log and snapshots in a
+ *    data directory, and replicates every database it holds.
+ *  - Clients: connect to a cluster (any node's address will do: the client
+ *    finds the leader), run SQL with parameters, read rows, and manage the
+ *    cluster. A client is one connection, bound to one database.
+ *
+ * Errors: every function that can fail returns a result code. SQRAFT_OK is 0;
+ * other codes are SQLite result codes (extended), plus dqlite's
+ * SQRAFT_NOTLEADER (10250) and SQRAFT_LEADERSHIPLOST (10506). A message
+ * describing the last error is kept per object (sqraft_node_errmsg,
+ * sqraft_client_errmsg) and stays valid until the next call on that object.
+ *
+ * Memory: strings passed in are copied. Memory returned through an out
+ * parameter belongs to the caller and is freed with sqraft_free() unless a
+ * function says otherwise.
+ *
+ * Threads: a node may be used from any thread (not from its own callbacks:
+ * there are none). A client or a row cursor must be used by one thread at a
+ * time. No C++ exception ever crosses this interface.
+ */
+#ifndef SQRAFT_H
+#define SQRAFT_H
+
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define SQRAFT_API __attribute__((visibility("default")))
+
+/* Result codes (the SQLite values) and sqraft's own. */
+#define SQRAFT_OK 0
+#define SQRAFT_ERROR 1
+#define SQRAFT_INTERNAL 2
+#define SQRAFT_BUSY 5
+#define SQRAFT_NOMEM 7
+#define SQRAFT_IOERR 10
+#define SQRAFT_NOTFOUND 12
+#define SQRAFT_CANTOPEN 14
+#define SQRAFT_MISUSE 21
+#define SQRAFT_RANGE 25
+#define SQRAFT_ROW 100
+#define SQRAFT_DONE 101
+#define SQRAFT_NOTLEADER (10 | (40 << 8))      /* 10250: ask the leader */
+#define SQRAFT_LEADERSHIPLOST (10 | (41 << 8)) /* 10506: outcome unknown */
+#define SQRAFT_PROTO 1005                      /* malformed message */
+
+/* Roles, as on the wire. */
+#define SQRAFT_VOTER 0
+#define SQRAFT_STANDBY 1
+#define SQRAFT_SPARE 2
+
+typedef unsigned long long sqraft_id;
+
+/* A cluster member. */
+typedef struct sqraft_server {
+  sqraft_id id;
+  const char* address; /* host:port, @abstract-name or /socket/path */
+  int role;            /* SQRAFT_VOTER, SQRAFT_STANDBY or SQRAFT_SPARE */
+} sqraft_server;
+
+/* Frees memory returned by sqraft functions. NULL is ignored. */
+SQRAFT_API void sqraft_free(void* p);
+
+/* A random node id for a new node (never 0). */
+SQRAFT_API sqraft_id sqraft_generate_id(const char* address);
+
+/* ---- Nodes ---------------------------------------------------------------- */
+
+typedef struct sqraft_node sqraft_node;
+
+/* Creates a node (not yet running). `id` must be unique in the cluster and
+ * non-zero; `address` is how clients and peers reach it; `data_dir` must
+ * exist and be writable when the node starts. On error *out is NULL and the
+ * code says why (SQRAFT_MISUSE for invalid arguments). */
+SQRAFT_API int sqraft_node_create(sqraft_id id, const char* address, const char* data_dir, sqraft_node** out);
+
+/* Stops the node if it runs and frees it. NULL is ignored. */
+SQRAFT_API void sqraft_node_destroy(sqraft_node* node);
+
+/* The message of the node's last error, or "" (owned by the node). */
+SQRAFT_API const char* sqraft_node_errmsg(const sqraft_node* node);
+
+/* Settings; all must be called before sqraft_node_start() (SQRAFT_MISUSE
+ * afterwards). */
+/* Listen on this address instead of the node's address (e.g. 0.0.0.0:9001). */
+SQRAFT_API int sqraft_node_set_bind_address(sqraft_node* node, const char* address);
+/* Expected one-way network latency: heartbeat = 5x, election timeout = 50x.
+ * Default 20 ms. */
+SQRAFT_API int sqraft_node_set_network_latency_ms(sqraft_node* node, unsigned ms);
+/* Take a snapshot every `threshold` log entries and keep `trailing` entries
+ * after it. Defaults 1024 and 8192. */
+SQRAFT_API int sqraft_node_set_snapshot_params(sqraft_node* node, unsigned threshold, unsigned trailing);
+SQRAFT_API int sqraft_node_set_failure_domain(sqraft_node* node, unsigned long long domain);
+SQRAFT_API int sqraft_node_set_weight(sqraft_node* node, unsigned long long weight);
+/* The founding voters of a new cluster (this node among them). A node
+ * started with an empty data directory bootstraps the cluster with them; a
+ * node whose directory already holds a cluster ignores them and rejoins with
+ * what is on disk. `servers` is copied. */
+SQRAFT_API int sqraft_node_set_cluster(sqraft_node* node, const sqraft_server* servers, unsigned n);
+
+/* Opens the data directory, loads the latest snapshot and the log, starts
+ * listening. Returns once the node runs. If the process left SIGPIPE at its
+ * default action, it is ignored from now on (a vanished peer must not kill
+ * the process). Errors: SQRAFT_IOERR (data
+ * directory, address in use, damaged log: see the message), SQRAFT_MISUSE. */
+SQRAFT_API int sqraft_node_start(sqraft_node* node);
+
+/* If this node leads, hands leadership to another voter and waits for it. */
+SQRAFT_API int sqraft_node_handover(sqraft_node* node);
+
+/* Stops the node gracefully. It can not be started again. */
+SQRAFT_API int sqraft_node_stop(sqraft_node* node);
+
+/* Disaster recovery, on a stopped node: replaces the cluster configuration
+ * stored in `data_dir` with `servers` (see docs/operations.md). */
+SQRAFT_API int sqraft_node_recover(const char* data_dir, sqraft_id id, const char* address,
+                                   const sqraft_server* servers, unsigned n, char** errmsg);
+
+/* ---- Clients --------------------------------------------------------------- */
+
+typedef struct sqraft_client sqraft_client;
+typedef struct sqraft_rows sqraft_rows;
+
+/* Value types (wire protocol codes). */
+#define SQRAFT_INTEGER 1
+#define SQRAFT_FLOAT 2
+#define SQRAFT_TEXT 3
+#define SQRAFT_BLOB 4
+#define SQRAFT_NULL 5
+#define SQRAFT_UNIXTIME 9  /* integer seconds, from DATETIME/DATE/TIMESTAMP columns */
+#define SQRAFT_ISO8601 10  /* text, from DATETIME/DATE/TIMESTAMP columns */
+#define SQRAFT_BOOLEAN 11  /* integer 0 or 1, from BOOLEAN columns */
+
+typedef struct sqraft_value {
+  int type;
+  long long integer; /* INTEGER, UNIXTIME, BOOLEAN */
+  double real;       /* FLOAT */
+  const char* data;  /* TEXT, ISO8601 (NUL-terminated), BLOB */
+  size_t size;       /* bytes in `data` (without the NUL) */
+} sqraft_value;
+
+/* Connects to the leader of the cluster reachable at any of `addresses` and
+ * opens database `db` (created if it does not exist). On error *out is still
+ * set (unless SQRAFT_NOMEM): read sqraft_client_errmsg(), then close it. */
+SQRAFT_API int sqraft_client_open(const char* const* addresses, unsigned n, const char* db, sqraft_client** out);
+SQRAFT_API void sqraft_client_close(sqraft_client* client);
+SQRAFT_API const char* sqraft_client_errmsg(const sqraft_client* client);
+
+/* Runs `sql` (one or more statements) with `params` bound to its `?`
+ * placeholders. last_insert_id and rows_affected may be NULL. A write that
+ * got SQRAFT_NOTLEADER was not executed: the client reconnects to the new
+ * leader and retries it once. SQRAFT_LEADERSHIPLOST means the outcome is
+ * unknown; the client reconnects for the next call. */
+SQRAFT_API int sqraft_exec(sqraft_client* client, const char* sql, const sqraft_value* params, unsigned n_params,
+                           unsigned long long* last_insert_id, unsigned long long* rows_affected);
+
+/* Starts a query. Read rows with sqraft_rows_next(); close the cursor before
+ * the next call on the client. */
+SQRAFT_API int sqraft_query(sqraft_client* client, const char* sql, const sqraft_value* params, unsigned n_params,
+                            sqraft_rows** rows);
+/* SQRAFT_ROW (a row is available), SQRAFT_DONE, or an error code. */
+SQRAFT_API int sqraft_rows_next(sqraft_rows* rows);
+SQRAFT_API unsigned sqraft_rows_column_count(const sqraft_rows* rows);
+SQRAFT_API const char* sqraft_rows_column_name(const sqraft_rows* rows, unsigned i);
+/* Column i of the current row; valid until the next sqraft_rows_next(). */
+SQRAFT_API const sqraft_value* sqraft_rows_value(const sqraft_rows* rows, unsigned i);
+/* Ends the query (interrupting it if rows are left) and frees the cursor. */
+SQRAFT_API int sqraft_rows_close(sqraft_rows* rows);
+
+/* Cluster management. */
+SQRAFT_API int sqraft_client_leader(sqraft_client* client, sqraft_id* id, char** address);
+/* *servers is one allocation (free it with sqraft_free). */
+SQRAFT_API int sqraft_client_cluster(sqraft_client* client, sqraft_server** servers, unsigned* n);
+SQRAFT_API int sqraft_client_add(sqraft_client* client, sqraft_id id, const char* address);
+SQRAFT_API int sqraft_client_assign(sqraft_client* client, sqraft_id id, int role);
+SQRAFT_API int sqraft_client_remove(sqraft_client* client, sqraft_id id);
+SQRAFT_API int sqraft_client_transfer(sqraft_client* client, sqraft_id id);
+
+/* Per-node requests go to the node at `address`, leader or not. */
+SQRAFT_API int sqraft_describe(const char* address, unsigned long long* failure_domain, unsigned long long* weight,
+                               char** errmsg);
+SQRAFT_API int sqraft_set_weight(const char* address, unsigned long long weight, char** errmsg);
+/* Writes the node's copy of `db` as `<dir>/<db>` and `<dir>/<db>-wal`: files
+ * SQLite can open. */
+SQRAFT_API int sqraft_dump(const char* address, const char* db, const char* dir, char** errmsg);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* SQRAFT_H */

@@ -1,0 +1,204 @@
+/* The C API, used from C: a 1-node and a 3-node cluster in one process, SQL
+ * through the client (every value type, rows, errors), cluster management,
+ * DESCRIBE/WEIGHT/DUMP, and the node lifecycle. Exits non-zero on failure. */
+#define _GNU_SOURCE
+#include <sqraft.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static int failures = 0;
+#define CHECK(cond)                                                    \
+  do {                                                                 \
+    if (!(cond)) {                                                     \
+      fprintf(stderr, "%s:%d: CHECK(%s) failed\n", __FILE__, __LINE__, #cond); \
+      failures++;                                                      \
+    }                                                                  \
+  } while (0)
+#define REQUIRE_OK(call, obj_errmsg)                                              \
+  do {                                                                            \
+    int rc_ = (call);                                                             \
+    if (rc_ != SQRAFT_OK) {                                                       \
+      fprintf(stderr, "%s:%d: %s -> %d: %s\n", __FILE__, __LINE__, #call, rc_, obj_errmsg); \
+      exit(1);                                                                    \
+    }                                                                             \
+  } while (0)
+
+static char base_dir[256];
+
+static sqraft_node* start_node(sqraft_id id, const char* address, const sqraft_server* cluster, unsigned n) {
+  char dir[512];
+  snprintf(dir, sizeof dir, "%s/node-%llu", base_dir, id);
+  mkdir(dir, 0755);
+  sqraft_node* node = NULL;
+  REQUIRE_OK(sqraft_node_create(id, address, dir, &node), "create");
+  REQUIRE_OK(sqraft_node_set_network_latency_ms(node, 5), sqraft_node_errmsg(node));
+  REQUIRE_OK(sqraft_node_set_failure_domain(node, id * 10), sqraft_node_errmsg(node));
+  REQUIRE_OK(sqraft_node_set_cluster(node, cluster, n), sqraft_node_errmsg(node));
+  REQUIRE_OK(sqraft_node_start(node), sqraft_node_errmsg(node));
+  CHECK(sqraft_node_set_weight(node, 3) == SQRAFT_MISUSE); /* too late: it runs */
+  return node;
+}
+
+static void exercise_sql(const char* const* addresses, unsigned n) {
+  sqraft_client* c = NULL;
+  int rc = sqraft_client_open(addresses, n, "capi.db", &c);
+  if (rc != SQRAFT_OK) {
+    fprintf(stderr, "client_open: %d %s\n", rc, sqraft_client_errmsg(c));
+    exit(1);
+  }
+  REQUIRE_OK(sqraft_exec(c, "CREATE TABLE t(i INTEGER, f REAL, s TEXT, b BLOB, n, d DATETIME, ok BOOLEAN)", NULL, 0, NULL, NULL),
+             sqraft_client_errmsg(c));
+  sqraft_value params[7];
+  memset(params, 0, sizeof params);
+  params[0].type = SQRAFT_INTEGER;
+  params[0].integer = -42;
+  params[1].type = SQRAFT_FLOAT;
+  params[1].real = 3.25;
+  params[2].type = SQRAFT_TEXT;
+  params[2].data = "héllo";
+  params[2].size = strlen("héllo");
+  params[3].type = SQRAFT_BLOB;
+  params[3].data = "\x00\x01\x02";
+  params[3].size = 3;
+  params[4].type = SQRAFT_NULL;
+  params[5].type = SQRAFT_ISO8601;
+  params[5].data = "2024-02-29 12:00:00";
+  params[5].size = strlen(params[5].data);
+  params[6].type = SQRAFT_BOOLEAN;
+  params[6].integer = 1;
+  unsigned long long id = 0, changed = 0;
+  REQUIRE_OK(sqraft_exec(c, "INSERT INTO t VALUES(?, ?, ?, ?, ?, ?, ?)", params, 7, &id, &changed), sqraft_client_errmsg(c));
+  CHECK(id == 1);
+  CHECK(changed == 1);
+  for (int i = 0; i < 100; i++) {
+    sqraft_value v;
+    memset(&v, 0, sizeof v);
+    v.type = SQRAFT_INTEGER;
+    v.integer = i;
+    REQUIRE_OK(sqraft_exec(c, "INSERT INTO t(i) VALUES(?)", &v, 1, NULL, NULL), sqraft_client_errmsg(c));
+  }
+
+  sqraft_rows* rows = NULL;
+  REQUIRE_OK(sqraft_query(c, "SELECT i, f, s, b, n, d, ok FROM t WHERE i = -42", NULL, 0, &rows), sqraft_client_errmsg(c));
+  CHECK(sqraft_rows_column_count(rows) == 7);
+  CHECK(strcmp(sqraft_rows_column_name(rows, 2), "s") == 0);
+  CHECK(sqraft_rows_next(rows) == SQRAFT_ROW);
+  CHECK(sqraft_rows_value(rows, 0)->integer == -42);
+  CHECK(sqraft_rows_value(rows, 1)->real == 3.25);
+  CHECK(strcmp(sqraft_rows_value(rows, 2)->data, "héllo") == 0);
+  CHECK(sqraft_rows_value(rows, 3)->type == SQRAFT_BLOB && sqraft_rows_value(rows, 3)->size == 3 &&
+        memcmp(sqraft_rows_value(rows, 3)->data, "\x00\x01\x02", 3) == 0);
+  CHECK(sqraft_rows_value(rows, 4)->type == SQRAFT_NULL);
+  CHECK(sqraft_rows_value(rows, 5)->type == SQRAFT_ISO8601);
+  CHECK(sqraft_rows_value(rows, 6)->type == SQRAFT_BOOLEAN && sqraft_rows_value(rows, 6)->integer == 1);
+  CHECK(sqraft_rows_next(rows) == SQRAFT_DONE);
+  REQUIRE_OK(sqraft_rows_close(rows), sqraft_client_errmsg(c));
+
+  /* A cursor closed early, then the connection keeps working. */
+  REQUIRE_OK(sqraft_query(c, "WITH RECURSIVE s(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM s WHERE x < 50000) SELECT x, 'padding padding' FROM s",
+                          NULL, 0, &rows), sqraft_client_errmsg(c));
+  CHECK(sqraft_rows_next(rows) == SQRAFT_ROW);
+  REQUIRE_OK(sqraft_rows_close(rows), sqraft_client_errmsg(c));
+  REQUIRE_OK(sqraft_query(c, "SELECT count(*) FROM t", NULL, 0, &rows), sqraft_client_errmsg(c));
+  CHECK(sqraft_rows_next(rows) == SQRAFT_ROW);
+  CHECK(sqraft_rows_value(rows, 0)->integer == 101);
+  sqraft_rows_close(rows);
+
+  /* Errors come back as codes and messages. */
+  CHECK(sqraft_exec(c, "INSERT INTO nope VALUES(1)", NULL, 0, NULL, NULL) == SQRAFT_ERROR);
+  CHECK(strstr(sqraft_client_errmsg(c), "no such table") != NULL);
+  CHECK(sqraft_exec(c, NULL, NULL, 0, NULL, NULL) == SQRAFT_MISUSE);
+
+  /* A transaction. */
+  REQUIRE_OK(sqraft_exec(c, "BEGIN", NULL, 0, NULL, NULL), sqraft_client_errmsg(c));
+  REQUIRE_OK(sqraft_exec(c, "DELETE FROM t WHERE i >= 50", NULL, 0, NULL, &changed), sqraft_client_errmsg(c));
+  CHECK(changed == 50);
+  REQUIRE_OK(sqraft_exec(c, "ROLLBACK", NULL, 0, NULL, NULL), sqraft_client_errmsg(c));
+  REQUIRE_OK(sqraft_query(c, "SELECT count(*) FROM t", NULL, 0, &rows), sqraft_client_errmsg(c));
+  CHECK(sqraft_rows_next(rows) == SQRAFT_ROW && sqraft_rows_value(rows, 0)->integer == 101);
+  sqraft_rows_close(rows);
+
+  /* Cluster information. */
+  sqraft_server* servers = NULL;
+  unsigned n_servers = 0;
+  REQUIRE_OK(sqraft_client_cluster(c, &servers, &n_servers), sqraft_client_errmsg(c));
+  CHECK(n_servers == n);
+  for (unsigned i = 0; i < n_servers; i++) CHECK(servers[i].role == SQRAFT_VOTER);
+  sqraft_free(servers);
+  sqraft_id leader_id = 0;
+  char* leader_address = NULL;
+  REQUIRE_OK(sqraft_client_leader(c, &leader_id, &leader_address), sqraft_client_errmsg(c));
+  CHECK(leader_id != 0 && leader_address != NULL);
+
+  unsigned long long domain = 0, weight = 0;
+  char* err = NULL;
+  REQUIRE_OK(sqraft_set_weight(leader_address, 7, &err), err ? err : "");
+  REQUIRE_OK(sqraft_describe(leader_address, &domain, &weight, &err), err ? err : "");
+  CHECK(domain == leader_id * 10);
+  CHECK(weight == 7);
+  REQUIRE_OK(sqraft_dump(leader_address, "capi.db", base_dir, &err), err ? err : "");
+  char path[512];
+  snprintf(path, sizeof path, "%s/capi.db", base_dir);
+  struct stat st;
+  CHECK(stat(path, &st) == 0 && st.st_size >= 4096);
+  sqraft_free(leader_address);
+  sqraft_client_close(c);
+}
+
+int main(void) {
+  snprintf(base_dir, sizeof base_dir, "/tmp/sqraft-capi-%d", (int)getpid());
+  mkdir(base_dir, 0755);
+
+  /* One node. */
+  char a1[64];
+  snprintf(a1, sizeof a1, "@sqraft-capi-%d-single", (int)getpid());
+  sqraft_server solo = {1, a1, SQRAFT_VOTER};
+  sqraft_node* single = start_node(1, a1, &solo, 1);
+  const char* solo_addresses[] = {a1};
+  exercise_sql(solo_addresses, 1);
+  REQUIRE_OK(sqraft_node_handover(single), sqraft_node_errmsg(single)); /* nobody to hand over to: OK */
+  REQUIRE_OK(sqraft_node_stop(single), sqraft_node_errmsg(single));
+  sqraft_node_destroy(single);
+
+  /* Three nodes in this process. */
+  char addr[3][64];
+  sqraft_server cluster[3];
+  for (int i = 0; i < 3; i++) {
+    snprintf(addr[i], sizeof addr[i], "@sqraft-capi-%d-%d", (int)getpid(), i + 1);
+    cluster[i].id = (sqraft_id)(i + 11);
+    cluster[i].address = addr[i];
+    cluster[i].role = SQRAFT_VOTER;
+  }
+  sqraft_node* nodes[3];
+  for (int i = 0; i < 3; i++) nodes[i] = start_node(cluster[i].id, addr[i], cluster, 3);
+  const char* addresses[] = {addr[0], addr[1], addr[2]};
+  exercise_sql(addresses, 3);
+  for (int i = 0; i < 3; i++) {
+    sqraft_node_handover(nodes[i]);
+    REQUIRE_OK(sqraft_node_stop(nodes[i]), sqraft_node_errmsg(nodes[i]));
+    sqraft_node_destroy(nodes[i]);
+  }
+
+  /* Bad arguments are refused, not crashed on. */
+  sqraft_node* bad = NULL;
+  CHECK(sqraft_node_create(0, "@x", "/tmp", &bad) == SQRAFT_MISUSE && bad == NULL);
+  CHECK(sqraft_node_create(5, "host:notaport", "/tmp", &bad) == SQRAFT_MISUSE);
+  REQUIRE_OK(sqraft_node_create(5, "@sqraft-capi-bad", "/nonexistent/dir", &bad), "create");
+  CHECK(sqraft_node_start(bad) == SQRAFT_IOERR);
+  CHECK(strstr(sqraft_node_errmsg(bad), "/nonexistent/dir") != NULL);
+  sqraft_node_destroy(bad);
+  CHECK(sqraft_generate_id("@x") != 0);
+
+  char cmd[300];
+  snprintf(cmd, sizeof cmd, "rm -rf %s", base_dir);
+  if (system(cmd) != 0) fprintf(stderr, "cleanup failed\n");
+  if (failures) {
+    fprintf(stderr, "%d checks failed\n", failures);
+    return 1;
+  }
+  printf("C API: all checks passed\n");
+  return 0;
+}
