@@ -1,0 +1,2 @@
+// `sqraft bench` against a real cluster (to be written).
+#include <doctest/doctest.h>
