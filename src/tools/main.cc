@@ -30,6 +30,8 @@ struct NodeArgs {
   uint64_t failure_domain = 0;
   uint64_t weight = 0;
   std::string log_level = "info";
+  unsigned txn_idle_timeout_ms = 30000;
+  unsigned write_queue_timeout_ms = 10000;
 };
 
 void setup_logging(const std::string& level) {
@@ -51,6 +53,8 @@ int run_node(const NodeArgs& a) {
   o.snapshot_trailing = a.snapshot_trailing;
   o.failure_domain = a.failure_domain;
   o.weight = a.weight;
+  o.txn_idle_timeout_ms = a.txn_idle_timeout_ms;
+  o.write_queue_timeout_ms = a.write_queue_timeout_ms;
   if (!a.cluster.empty()) {
     Result<std::vector<Member>> c = parse_cluster(a.cluster);
     if (!c.ok()) {
@@ -101,6 +105,10 @@ void add_node_command(CLI::App& app, NodeArgs& a, int& rc) {
   cmd->add_option("--snapshot-trailing", a.snapshot_trailing, "Log entries kept after a snapshot");
   cmd->add_option("--failure-domain", a.failure_domain, "Failure domain reported by DESCRIBE");
   cmd->add_option("--weight", a.weight, "Weight reported by DESCRIBE");
+  cmd->add_option("--txn-idle-timeout-ms", a.txn_idle_timeout_ms,
+                  "Roll back a client's transaction idle for longer than this")->check(CLI::PositiveNumber);
+  cmd->add_option("--write-queue-timeout-ms", a.write_queue_timeout_ms,
+                  "Fail a write with SQLITE_BUSY after waiting this long for the writer")->check(CLI::PositiveNumber);
   cmd->add_option("--log-level", a.log_level, "trace, debug, info, warn, error")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}));
   cmd->callback([&] { rc = run_node(a); });

@@ -1,0 +1,331 @@
+// The wire protocol against hostile and careless clients: malformed,
+// truncated and oversized messages, unknown types and schemas, invalid
+// UTF-8, wrong parameter types, thousands of connections, clients vanishing
+// mid-stream. The node answers with errors or closes that connection, never
+// crashes, and other clients are unaffected. Also: concurrent writers queue
+// instead of failing, and explicit transactions hold the writer.
+#include <doctest/doctest.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstring>
+#include <thread>
+
+#include "support/process_cluster.h"
+#include "wire.h"
+
+using namespace sqraft;
+using test::ProcessCluster;
+
+namespace {
+
+struct Reply {
+  bool ok = false;  // a message arrived
+  wire::Header header;
+  uint64_t code = 0;
+  std::string message;
+};
+
+Reply read_reply(Client& c) {
+  Reply r;
+  auto m = c.receive();
+  if (!m.ok()) return r;
+  r.ok = true;
+  r.header = m->first;
+  if (r.header.type == wire::kFailure) {
+    wire::BodyReader rd(m->second);
+    rd.u64(&r.code);
+    rd.text(&r.message);
+  }
+  return r;
+}
+
+std::vector<uint8_t> message(uint8_t type, const wire::BodyWriter& body, uint8_t schema = 0) {
+  return body.finish(type, schema);
+}
+
+// A raw (handshake done) connection to node i.
+std::unique_ptr<Client> raw(ProcessCluster& c, unsigned i) {
+  auto cl = Client::connect_node(c.address(i), 5000);
+  REQUIRE(cl.ok());
+  return std::move(cl).value();
+}
+
+// The cluster still works: a fresh client writes and reads.
+void check_healthy(ProcessCluster& c) {
+  auto cl = c.leader_client();
+  REQUIRE_MESSAGE(cl.ok(), cl.status().to_string());
+  auto db = cl.value()->open("health");
+  REQUIRE(db.ok());
+  REQUIRE(cl.value()->exec(db.value(), "CREATE TABLE IF NOT EXISTS h(x)").ok());
+  REQUIRE(cl.value()->exec(db.value(), "INSERT INTO h VALUES(1)").ok());
+  auto rows = cl.value()->query(db.value(), "SELECT count(*) FROM h");
+  REQUIRE(rows.ok());
+  std::vector<wire::Value> row;
+  CHECK(rows.value()->next(&row));
+}
+
+}  // namespace
+
+TEST_CASE("protocol: malformed requests get errors and the connection goes on") {
+  ProcessCluster c({});
+  REQUIRE(c.start_all().ok());
+  const unsigned l = c.leader_index();
+  REQUIRE(l < 3);
+  auto cl = raw(c, l);
+
+  // Unknown request type.
+  wire::BodyWriter empty;
+  empty.u64(0);
+  REQUIRE(cl->send_raw(message(200, empty)).ok());
+  Reply r = read_reply(*cl);
+  CHECK(r.header.type == wire::kFailure);
+  CHECK(r.code == wire::kErrProto);
+  CHECK(r.message.find("unknown request type 200") != std::string::npos);
+
+  // Unknown schema.
+  REQUIRE(cl->send_raw(message(wire::kLeader, empty, 9)).ok());
+  r = read_reply(*cl);
+  CHECK(r.code == wire::kErrProto);
+  CHECK(r.message.find("schema") != std::string::npos);
+
+  // A body too short for its fields.
+  wire::BodyWriter short_body;
+  short_body.u64(0);
+  REQUIRE(cl->send_raw(message(wire::kOpen, short_body)).ok());
+  r = read_reply(*cl);
+  CHECK(r.code == wire::kErrProto);
+
+  // SQL before any database is open: code 12.
+  wire::BodyWriter sql;
+  sql.u64(0);
+  sql.text("SELECT 1");
+  REQUIRE(cl->send_raw(message(wire::kQuerySql, sql)).ok());
+  r = read_reply(*cl);
+  CHECK(r.code == SQLITE_NOTFOUND);
+
+  // Open a database, then invalid UTF-8, bad parameter types and counts.
+  auto db = cl->open("proto");
+  REQUIRE(db.ok());
+  REQUIRE(cl->exec(db.value(), "CREATE TABLE t(x)").ok());
+  wire::BodyWriter bad_utf8;
+  bad_utf8.u64(db.value());
+  bad_utf8.text("SELECT '\xff\xfe'");
+  REQUIRE(cl->send_raw(message(wire::kExecSql, bad_utf8)).ok());
+  r = read_reply(*cl);
+  CHECK(r.header.type == wire::kFailure);
+  CHECK(r.message.find("UTF-8") != std::string::npos);
+
+  wire::BodyWriter bad_type;
+  bad_type.u64(db.value());
+  bad_type.text("INSERT INTO t VALUES(?)");
+  bad_type.u8(1);   // one parameter
+  bad_type.u8(7);   // of type 7: no such type
+  bad_type.pad();
+  bad_type.u64(0);
+  REQUIRE(cl->send_raw(message(wire::kExecSql, bad_type)).ok());
+  r = read_reply(*cl);
+  CHECK(r.header.type == wire::kFailure);
+  CHECK(r.message.find("unknown type 7") != std::string::npos);
+
+  wire::BodyWriter too_many;
+  too_many.u64(db.value());
+  too_many.text("INSERT INTO t VALUES(?)");
+  too_many.u8(200);  // claims 200 parameters
+  too_many.pad();
+  REQUIRE(cl->send_raw(message(wire::kExecSql, too_many)).ok());
+  r = read_reply(*cl);
+  CHECK(r.header.type == wire::kFailure);
+
+  // More parameters than placeholders.
+  auto extra = cl->exec(db.value(), "INSERT INTO t VALUES(?)", {wire::Value::Integer(1), wire::Value::Integer(2)});
+  CHECK((extra.status().code() & 0xff) == SQLITE_RANGE);
+  // Wrong SQL.
+  auto wrong = cl->exec(db.value(), "INSERT INTO nowhere VALUES(1)");
+  CHECK(wrong.status().message().find("no such table") != std::string::npos);
+  // A name that is not valid UTF-8.
+  wire::BodyWriter open;
+  open.text("\xc3\x28");
+  open.u64(6);
+  open.text("");
+  REQUIRE(cl->send_raw(message(wire::kOpen, open)).ok());
+  r = read_reply(*cl);
+  CHECK(r.header.type == wire::kFailure);
+
+  // After all that, the same connection still works.
+  auto ok = cl->exec(db.value(), "INSERT INTO t VALUES(?)", {wire::Value::Text("fine")});
+  CHECK(ok.ok());
+  check_healthy(c);
+}
+
+TEST_CASE("protocol: oversized, truncated and garbage input closes only that connection") {
+  ProcessCluster c({});
+  REQUIRE(c.start_all().ok());
+  const unsigned l = c.leader_index();
+  REQUIRE(l < 3);
+
+  {  // A length far beyond the cap: refused before any allocation.
+    auto cl = raw(c, l);
+    uint8_t header[8];
+    wire::encode_header(wire::Header{0xffffffffu, wire::kExecSql, 0, 0}, header);
+    REQUIRE(cl->send_raw(std::vector<uint8_t>(header, header + 8)).ok());
+    Reply r = read_reply(*cl);
+    CHECK(r.header.type == wire::kFailure);
+    CHECK(r.message.find("exceeds the limit") != std::string::npos);
+    CHECK(!read_reply(*cl).ok);  // then closed
+  }
+  for (unsigned i = 0; i < 3; i++) {  // Truncated messages, then the client goes away.
+    auto cl = raw(c, i);
+    wire::BodyWriter body;
+    body.u64(0);
+    body.text("SELECT 1");
+    std::vector<uint8_t> m = body.finish(wire::kQuerySql);
+    m.resize(m.size() - 5);
+    REQUIRE(cl->send_raw(m).ok());
+  }
+  for (int round = 0; round < 30; round++) {  // Bad handshakes and random bytes.
+    auto addr = c.address(unsigned(round) % 3).substr(1);
+    int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
+    sockaddr_un sun{};
+    sun.sun_family = AF_UNIX;
+    std::memcpy(sun.sun_path + 1, addr.data(), addr.size());
+    REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&sun), socklen_t(offsetof(sockaddr_un, sun_path) + 1 + addr.size())) == 0);
+    std::string junk(8 + size_t(round) * 37, char(round * 11));
+    if (round % 2) std::memcpy(junk.data(), "\x01\0\0\0\0\0\0\0", 8);  // a valid handshake, then junk
+    ssize_t n = ::send(fd, junk.data(), junk.size(), MSG_NOSIGNAL);
+    (void)n;
+    ::close(fd);
+  }
+  check_healthy(c);
+  for (unsigned i = 0; i < 3; i++) CHECK(c.stop(i).ok());  // clean exits (and, under ASan, no leaks)
+}
+
+TEST_CASE("protocol: 10,000 connections opened and dropped, clients vanishing mid-stream") {
+  ProcessCluster c({});
+  REQUIRE(c.start_all().ok());
+  {
+    auto cl = c.leader_client();
+    REQUIRE(cl.ok());
+    auto db = cl.value()->open("big");
+    REQUIRE(db.ok());
+    REQUIRE(cl.value()->exec(db.value(), "CREATE TABLE t(x, pad)").ok());
+    REQUIRE(cl.value()->exec(db.value(), "WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM s WHERE i<20000) "
+                                         "INSERT INTO t SELECT i, hex(randomblob(50)) FROM s").ok());
+  }
+  for (int i = 0; i < 10000; i++) {
+    auto cl = Client::connect_node(c.address(unsigned(i) % 3), 5000);
+    REQUIRE_MESSAGE(cl.ok(), i << ": " << cl.status().to_string());
+    if (i % 100 == 0) CHECK(cl.value()->leader().ok());
+  }
+  for (int i = 0; i < 20; i++) {  // read one batch of a large result, then vanish
+    auto cl = c.leader_client();
+    REQUIRE(cl.ok());
+    auto db = cl.value()->open("big");
+    REQUIRE(db.ok());
+    auto rows = cl.value()->query(db.value(), "SELECT * FROM t");
+    REQUIRE(rows.ok());
+    std::vector<wire::Value> row;
+    CHECK(rows.value()->next(&row));
+    rows.value().release();  // no INTERRUPT: the socket just closes
+  }
+  check_healthy(c);
+  for (unsigned i = 0; i < 3; i++) CHECK(c.stop(i).ok());
+}
+
+TEST_CASE("protocol: a non-leader answers 'not leader' to SQL and membership requests") {
+  ProcessCluster c({});
+  REQUIRE(c.start_all().ok());
+  const unsigned l = c.leader_index();
+  const unsigned f = (l + 1) % 3;
+  auto cl = raw(c, f);
+  auto leader = cl->leader();
+  REQUIRE(leader.ok());
+  CHECK(leader->address == c.address(l));
+  CHECK(cl->open("x").status().code() == 10250);
+  CHECK(cl->add(99, "@nowhere").code() == 10250);
+  CHECK(cl->transfer(0).code() == 10250);
+  CHECK(cl->cluster().ok());   // any node answers CLUSTER
+  CHECK(cl->describe().ok());  // and DESCRIBE
+}
+
+TEST_CASE("protocol: concurrent writers queue instead of failing; transactions hold the writer") {
+  ProcessCluster c({});
+  REQUIRE(c.start_all().ok());
+  {
+    auto cl = c.leader_client();
+    REQUIRE(cl.ok());
+    auto db = cl.value()->open("q");
+    REQUIRE(db.ok());
+    REQUIRE(cl.value()->exec(db.value(), "CREATE TABLE t(k INTEGER PRIMARY KEY, who)").ok());
+  }
+  std::atomic<int> errors{0}, done{0};
+  std::vector<std::thread> writers;
+  for (int w = 0; w < 8; w++) {
+    writers.emplace_back([&, w] {
+      auto cl = c.leader_client();
+      if (!cl.ok()) {
+        errors++;
+        return;
+      }
+      auto db = cl.value()->open("q");
+      for (int i = 0; i < 100; i++) {
+        auto r = cl.value()->exec(db.value(), "INSERT INTO t(who) VALUES(?)", {wire::Value::Integer(w)});
+        if (!r.ok()) {
+          errors++;
+          MESSAGE("writer " << w << ": " << r.status().to_string());
+        }
+      }
+      done++;
+    });
+  }
+  // Meanwhile a client holds an explicit transaction for a while.
+  auto tx = c.leader_client();
+  REQUIRE(tx.ok());
+  auto tdb = tx.value()->open("q");
+  REQUIRE(tx.value()->exec(tdb.value(), "BEGIN").ok());
+  REQUIRE(tx.value()->exec(tdb.value(), "INSERT INTO t(who) VALUES(-1)").ok());
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  auto rows = tx.value()->query(tdb.value(), "SELECT count(*) FROM t WHERE who = -1");
+  REQUIRE(rows.ok());
+  std::vector<wire::Value> row;
+  REQUIRE(rows.value()->next(&row));
+  CHECK(row[0].integer == 1);  // sees its own write
+  rows.value().reset();
+  REQUIRE(tx.value()->exec(tdb.value(), "COMMIT").ok());
+  for (auto& t : writers) t.join();
+  CHECK(errors == 0);
+  auto cl = c.leader_client();
+  auto db = cl.value()->open("q");
+  auto count = cl.value()->query(db.value(), "SELECT count(*) FROM t");
+  REQUIRE(count.ok());
+  REQUIRE(count.value()->next(&row));
+  CHECK(row[0].integer == 801);
+}
+
+TEST_CASE("protocol: an idle transaction is rolled back after the idle timeout") {
+  ProcessCluster::Options o;
+  o.extra_args = {"--txn-idle-timeout-ms", "300"};
+  ProcessCluster c(o);
+  REQUIRE(c.start_all().ok());
+  auto a = c.leader_client();
+  REQUIRE(a.ok());
+  auto adb = a.value()->open("idle");
+  REQUIRE(a.value()->exec(adb.value(), "CREATE TABLE t(x)").ok());
+  REQUIRE(a.value()->exec(adb.value(), "BEGIN").ok());
+  REQUIRE(a.value()->exec(adb.value(), "INSERT INTO t VALUES(1)").ok());
+  // Another client's write waits for the transaction, which times out.
+  auto b = c.leader_client();
+  auto bdb = b.value()->open("idle");
+  auto start = std::chrono::steady_clock::now();
+  REQUIRE(b.value()->exec(bdb.value(), "INSERT INTO t VALUES(2)").ok());
+  CHECK(std::chrono::steady_clock::now() - start >= std::chrono::milliseconds(200));
+  auto late = a.value()->exec(adb.value(), "COMMIT");
+  CHECK(!late.ok());
+  CHECK(late.status().message().find("rolled back") != std::string::npos);
+  auto rows = b.value()->query(bdb.value(), "SELECT group_concat(x) FROM t");
+  std::vector<wire::Value> row;
+  REQUIRE(rows.value()->next(&row));
+  CHECK(row[0].bytes == "2");
+}
