@@ -15,6 +15,38 @@ namespace {
 
 constexpr size_t kReadChunk = 64 * 1024;
 constexpr size_t kRowsBatchBytes = 64 * 1024;
+
+// What a statement touches, learned from SQLite's authorizer while preparing
+// it: TEMP objects belong to the client's own connection, everything else to
+// the shared database.
+struct Touches {
+  bool temp = false;   // names an object of the temp schema
+  bool other = false;  // names anything else, or does something connection-wide
+};
+
+int record_touches(void* arg, int action, const char* a1, const char*, const char* db, const char*) {
+  auto* t = static_cast<Touches*>(arg);
+  switch (action) {
+    case SQLITE_TRANSACTION:
+    case SQLITE_SAVEPOINT:
+    case SQLITE_ATTACH:
+    case SQLITE_DETACH:
+    case SQLITE_PRAGMA:
+    case SQLITE_ANALYZE:
+    case SQLITE_REINDEX:
+    case SQLITE_CREATE_VTABLE:
+    case SQLITE_DROP_VTABLE:
+      t->other = true;
+      return SQLITE_OK;
+    case SQLITE_ALTER_TABLE:
+      db = a1;  // the schema is the first argument here
+      break;
+    default:
+      break;
+  }
+  if (db != nullptr) (std::strcmp(db, "temp") == 0 ? t->temp : t->other) = true;
+  return SQLITE_OK;
+}
 constexpr size_t kMaxQueued = 64;
 constexpr size_t kMaxDbs = 16;
 constexpr size_t kMaxStmts = 4096;
@@ -603,7 +635,9 @@ void Session::handle_prepare(wire::BodyReader& r, uint8_t schema) {
     if (st.ok()) {
       params = uint64_t(sqlite3_bind_parameter_count(stmt));
       kind = classify_sql(sql.substr(0, tail_off));
-      if (kind == StmtKind::kOther) kind = sqlite3_stmt_readonly(stmt) ? StmtKind::kRead : StmtKind::kWriteExclusive;
+      // Other writes stay kOther: each EXEC finds out whether they only
+      // touch the client's TEMP objects.
+      if (kind == StmtKind::kOther && sqlite3_stmt_readonly(stmt)) kind = StmtKind::kRead;
     }
     sqlite3_finalize(stmt);
     node_.post([this, st, params, tail_off, kind, finish]() {
@@ -632,6 +666,11 @@ void Session::handle_finalize(wire::BodyReader& r) {
 void Session::handle_sql(uint32_t db_id, std::string sql, std::vector<wire::Value> params, bool query, StmtKind kind) {
   Db* d = db(db_id, true);
   if (d == nullptr) return;
+  // Once the client has TEMP objects, any statement but BEGIN/COMMIT may be
+  // about them: prepare it on the client's connection to find out.
+  if (d->has_temp && kind != StmtKind::kBegin && kind != StmtKind::kEnd) {
+    return classify_then_run(db_id, std::move(sql), std::move(params), query);
+  }
   if (d->in_txn) return run_on_writer(db_id, std::move(sql), std::move(params), query, false);
   switch (kind) {
     case StmtKind::kRead:
@@ -707,12 +746,15 @@ void Session::classify_then_run(uint32_t db_id, std::string sql, std::vector<wir
   sqlite3* conn = d.conn;
   job_started();
   node_.readers().submit([this, db_id, conn, sql = std::move(sql), params = std::move(params), query]() mutable {
-    // Prepare every statement: reads stay on this client's connection, the
-    // rest goes to the writer.
+    // Prepare every statement: reads of the shared database and anything
+    // that only touches this client's TEMP objects stay on its connection,
+    // the rest goes to the writer.
     bool readonly = true;
+    Touches touches;
     Status st;
     const char* tail = sql.c_str();
     const char* end = tail + sql.size();
+    sqlite3_set_authorizer(conn, record_touches, &touches);
     while (tail < end && st.ok()) {
       sqlite3_stmt* stmt = nullptr;
       int rc = sqlite3_prepare_v2(conn, tail, int(end - tail), &stmt, &tail);
@@ -720,6 +762,7 @@ void Session::classify_then_run(uint32_t db_id, std::string sql, std::vector<wir
         // The statement may depend on an earlier one of the same script
         // (CREATE then INSERT): let the writer run it and report.
         readonly = false;
+        touches.other = true;
         break;
       }
       if (stmt == nullptr) break;
@@ -729,13 +772,30 @@ void Session::classify_then_run(uint32_t db_id, std::string sql, std::vector<wir
       }
       sqlite3_finalize(stmt);
     }
-    node_.post([this, db_id, sql = std::move(sql), params = std::move(params), query, readonly]() mutable {
+    sqlite3_set_authorizer(conn, nullptr, nullptr);
+    // Reads may mix TEMP and shared tables; writes of the shared database
+    // run on the shared writer connection, which cannot see them.
+    const bool own_conn = touches.temp && (!touches.other || readonly);
+    const bool mixed_write = touches.temp && touches.other && !readonly;
+    node_.post([this, db_id, sql = std::move(sql), params = std::move(params), query, readonly, own_conn,
+                mixed_write]() mutable {
       if (!job_finished()) return;
-      if (dbs_.count(db_id) == 0) {
+      auto it = dbs_.find(db_id);
+      if (it == dbs_.end()) {
         reply_failure(SQLITE_NOTFOUND, "no database with id " + std::to_string(db_id) + " is open on this connection");
         return done();
       }
-      if (readonly) return run_on_reader(db_id, std::move(sql), std::move(params), query);
+      if (mixed_write) {
+        reply_failure(SQLITE_ERROR,
+                      "a statement that writes the replicated database cannot use this connection's TEMP objects; "
+                      "copy them in a separate statement");
+        return done();
+      }
+      if (own_conn) {
+        if (!readonly) it->second.has_temp = true;
+        return run_on_reader(db_id, std::move(sql), std::move(params), query);
+      }
+      if (readonly && !it->second.in_txn) return run_on_reader(db_id, std::move(sql), std::move(params), query);
       run_on_writer(db_id, std::move(sql), std::move(params), query, false);
     });
   });
@@ -773,9 +833,8 @@ void Session::run_on_writer(uint32_t db_id, std::string sql, std::vector<wire::V
       for (size_t i = 0; i + 1 < rep.rows.size(); i++) send(std::move(rep.rows[i]));
       std::vector<uint8_t> last = rep.rows.empty() ? std::vector<uint8_t>() : std::move(rep.rows.back());
       if (rep.rows_done) {
-        stream_rows_.reset();
         if (!last.empty()) send(std::move(last));
-        return done();
+        return end_stream_done();
       }
       if (!stream_rows_) {
         stream_rows_.emplace();
@@ -803,9 +862,8 @@ void Session::on_rows(uint32_t db_id, Result<std::vector<uint8_t>> batch, bool d
     return done();
   }
   if (done_rows) {
-    stream_rows_.reset();
     send(std::move(batch).value());
-    return done();
+    return end_stream_done();
   }
   if (stream_rows_ && stream_rows_->interrupted) return end_stream_interrupted();
   send(std::move(batch).value(), [this] { next_rows(); });
@@ -863,12 +921,20 @@ void Session::next_rows() {
 void Session::on_rows_from_writer(DbWriter::Reply rep) {
   std::vector<uint8_t> last = std::move(rep.rows.back());
   if (rep.rows_done) {
-    stream_rows_.reset();
     send(std::move(last));
-    return done();
+    return end_stream_done();
   }
   if (stream_rows_ && stream_rows_->interrupted) return end_stream_interrupted();
   send(std::move(last), [this] { next_rows(); });
+}
+
+void Session::end_stream_done() {
+  // An INTERRUPT that arrived while the last batch was being produced is
+  // still owed its EMPTY: the client reads until it gets one.
+  const bool interrupted = stream_rows_ && stream_rows_->interrupted;
+  stream_rows_.reset();
+  if (interrupted) reply_empty();
+  done();
 }
 
 void Session::handle_interrupt() {

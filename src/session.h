@@ -58,6 +58,7 @@ class Session {
     std::unique_ptr<StmtCache> cache;
     DbWriter* writer = nullptr;
     bool in_txn = false;      // the client owns the database's writer
+    bool has_temp = false;    // the client made TEMP objects on its connection
   };
   struct Stmt {
     uint32_t db = 0;
@@ -110,6 +111,7 @@ class Session {
   void next_rows();
   void on_rows_from_writer(DbWriter::Reply rep);
   void end_stream_interrupted();
+  void end_stream_done();
   void drop_db(uint32_t db_id);
   void job_started() { jobs_++; }
   bool job_finished();  // false if the session is closing (and may be reaped)

@@ -81,6 +81,8 @@ StmtKind classify_sql(std::string_view sql) {
   }
   if (!single_statement(sql)) return StmtKind::kOther;
   if (kw == "SELECT" || kw == "VALUES") return StmtKind::kRead;
+  // CREATE TEMP objects live on the client's own connection.
+  if (kw == "CREATE" && kws.size() > 1 && (kws[1] == "TEMP" || kws[1] == "TEMPORARY")) return StmtKind::kOther;
   if (kw == "INSERT" || kw == "UPDATE" || kw == "DELETE" || kw == "REPLACE" || kw == "CREATE" || kw == "DROP" ||
       kw == "ALTER") {
     return StmtKind::kWrite;

@@ -329,3 +329,113 @@ TEST_CASE("protocol: an idle transaction is rolled back after the idle timeout")
   REQUIRE(rows.value()->next(&row));
   CHECK(row[0].bytes == "2");
 }
+
+namespace {
+
+// The 8-byte marker that ends a ROWS body.
+uint64_t rows_marker(const std::vector<uint8_t>& body) {
+  uint64_t m = 0;
+  if (body.size() >= 8) std::memcpy(&m, body.data() + body.size() - 8, 8);
+  return m;
+}
+
+}  // namespace
+
+TEST_CASE("protocol: every INTERRUPT is answered with EMPTY, however late it arrives in the stream") {
+  ProcessCluster c({});
+  REQUIRE(c.start_all().ok());
+  auto cl = c.leader_client();
+  REQUIRE(cl.ok());
+  Client& client = *cl.value();
+  auto db = client.open("stream");
+  REQUIRE(db.ok());
+  REQUIRE(client.exec(db.value(), "CREATE TABLE t(x, pad)").ok());
+  // A little more than one batch: the INTERRUPT sent after the first batch
+  // often arrives while the last one is being produced.
+  REQUIRE(client.exec(db.value(), "WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM s WHERE i<90) "
+                                  "INSERT INTO t SELECT i, randomblob(1000) FROM s").ok());
+  for (const bool in_txn : {false, true}) {
+    CAPTURE(in_txn);
+    if (in_txn) REQUIRE(client.exec(db.value(), "BEGIN").ok());
+    for (int round = 0; round < 30; round++) {
+      CAPTURE(round);
+      wire::BodyWriter q;
+      q.u64(db.value());
+      q.text("SELECT * FROM t");
+      q.params({}, 0);
+      REQUIRE(client.send_raw(message(wire::kQuerySql, q)).ok());
+      auto first = client.receive();
+      REQUIRE(first.ok());
+      REQUIRE(first->first.type == wire::kRows);
+      REQUIRE(rows_marker(first->second) == wire::kRowsMore);
+      wire::BodyWriter intr;
+      intr.u64(db.value());
+      REQUIRE(client.send_raw(message(wire::kInterrupt, intr)).ok());
+      // Any ROWS still in flight, then EMPTY: the client reads until it comes.
+      bool empty = false;
+      for (int i = 0; i < 10 && !empty; i++) {
+        auto m = client.receive();
+        REQUIRE_MESSAGE(m.ok(), "no EMPTY after INTERRUPT: " << m.status().to_string());
+        if (m->first.type == wire::kEmpty) empty = true;
+        else REQUIRE(m->first.type == wire::kRows);
+      }
+      REQUIRE(empty);
+      auto rows = client.query(db.value(), "SELECT count(*) FROM t");  // the connection goes on
+      REQUIRE_MESSAGE(rows.ok(), rows.status().to_string());
+      std::vector<wire::Value> row;
+      REQUIRE(rows.value()->next(&row));
+      CHECK(row.at(0).integer == 90);
+    }
+    if (in_txn) REQUIRE(client.exec(db.value(), "COMMIT").ok());
+  }
+  for (unsigned i = 0; i < 3; i++) CHECK(c.stop(i).ok());
+}
+
+TEST_CASE("protocol: TEMP objects are private to the client connection that made them") {
+  ProcessCluster c({});
+  REQUIRE(c.start_all().ok());
+  auto a = c.leader_client();
+  auto b = c.leader_client();
+  REQUIRE(a.ok());
+  REQUIRE(b.ok());
+  auto da = a.value()->open("tempdb");
+  auto dbb = b.value()->open("tempdb");
+  REQUIRE(da.ok());
+  REQUIRE(dbb.ok());
+  REQUIRE(a.value()->exec(da.value(), "CREATE TABLE shared(v)").ok());
+  REQUIRE(a.value()->exec(da.value(), "CREATE TEMP TABLE scratch(x)").ok());
+  REQUIRE(a.value()->exec(da.value(), "INSERT INTO scratch VALUES (1), (2)").ok());
+  auto prep = a.value()->prepare(da.value(), "INSERT INTO scratch VALUES (?)");
+  REQUIRE_MESSAGE(prep.ok(), prep.status().to_string());
+  REQUIRE(a.value()->exec_prepared(prep.value(), {wire::Value::Integer(3)}).ok());
+  // A write of the shared database cannot read TEMP objects (it runs on the
+  // shared writer connection): a clear error, and nothing written.
+  auto mixed = a.value()->exec(da.value(), "INSERT INTO shared SELECT sum(x) FROM scratch");
+  REQUIRE_FALSE(mixed.ok());
+  CHECK(mixed.status().message().find("TEMP objects") != std::string::npos);
+  // Shared writes still replicate while A has TEMP objects, and reads may mix both.
+  REQUIRE(a.value()->exec(da.value(), "INSERT INTO shared VALUES (6)").ok());
+  auto join = a.value()->query(da.value(), "SELECT count(*) FROM shared, scratch WHERE v = 6");
+  REQUIRE_MESSAGE(join.ok(), join.status().to_string());
+  std::vector<wire::Value> jrow;
+  REQUIRE(join.value()->next(&jrow));
+  CHECK(jrow.at(0).integer == 3);
+  auto sum = a.value()->query(da.value(), "SELECT sum(x) FROM scratch");
+  REQUIRE_MESSAGE(sum.ok(), sum.status().to_string());
+  std::vector<wire::Value> row;
+  REQUIRE(sum.value()->next(&row));
+  CHECK(row.at(0).integer == 6);
+  // B sees neither A's table nor its rows, and can make its own.
+  auto other = b.value()->query(dbb.value(), "SELECT * FROM scratch");
+  CHECK_FALSE(other.ok());
+  REQUIRE(b.value()->exec(dbb.value(), "CREATE TEMP TABLE scratch(y)").ok());
+  REQUIRE(b.value()->exec(dbb.value(), "INSERT INTO scratch VALUES ('b')").ok());
+  auto shared = b.value()->query(dbb.value(), "SELECT v FROM shared");
+  REQUIRE(shared.ok());
+  REQUIRE(shared.value()->next(&row));
+  CHECK(row.at(0).integer == 6);
+  REQUIRE(a.value()->exec(da.value(), "DROP TABLE scratch").ok());
+  auto gone = a.value()->query(da.value(), "SELECT * FROM scratch");
+  CHECK_FALSE(gone.ok());
+  for (unsigned i = 0; i < 3; i++) CHECK(c.stop(i).ok());
+}
