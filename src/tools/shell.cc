@@ -106,12 +106,11 @@ std::string_view trim(std::string_view s) {
   return s.substr(b, e - b);
 }
 
-// Whether `text` leaves a statement open (a string, a comment, a trigger
-// body): the statement then goes on over the next line.
-bool needs_more(const std::string& text) {
-  const std::string closed = text + "\n;";
-  return sqlite3_complete(closed.c_str()) == 0;
-}
+// Whether `text` leaves a statement open: as in the sqlite3 shell, a
+// statement goes on over the next lines until a ';' ends it (outside strings,
+// comments and trigger bodies). Whatever is open at the end of the input
+// runs as the last statement.
+bool needs_more(const std::string& text) { return sqlite3_complete(text.c_str()) == 0; }
 
 // Splits text into statements at the semicolons that end one; the rest, if
 // any, is a last statement without ';'. Blank statements are dropped.

@@ -107,21 +107,27 @@ TEST_CASE("shell: statements from stdin") {
   Cluster cl;
   ProcessCluster& c = cl.c;
   const std::string input =
-      "CREATE TABLE t(x INTEGER, s TEXT)\n"
+      "CREATE TABLE t(x INTEGER,\n"
+      "  s TEXT);\n"
       "\n"
       "   \n"
       "INSERT INTO t VALUES(1, 'a'); INSERT INTO t VALUES(2, 'b');\n"
       "-- a comment line\n"
       "INSERT INTO t VALUES(3, 'two\n"
-      "lines')\n"
-      "SELECT x FROM t ORDER BY x; SELECT count(*) FROM t\n"
+      "lines');\n"
+      "SELECT x FROM t ORDER BY x; SELECT count(*) FROM t;\n"
       "/* comment */ SELECT s FROM t WHERE x = 3;\n";
   CommandResult r = shell(c, {"app"}, input);
   require_ok(r, c);
   CHECK(r.output == "1\n2\n3\n3\ntwo\nlines\n");
 
+  // A statement goes on over lines until ';', in an argument too.
+  r = shell(c, {"app", "WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM s WHERE i<3)\nSELECT sum(i)\nFROM s"});
+  require_ok(r, c);
+  CHECK(r.output == "6\n");
+
   // Commands mix with SQL; .exit stops reading.
-  r = shell(c, {"app"}, "SELECT 7\n.leader\n.exit\nSELECT 8\n");
+  r = shell(c, {"app"}, "SELECT 7;\n.leader\n.exit\nSELECT 8;\n");
   require_ok(r, c);
   const std::vector<std::string> out = lines(r.output);
   REQUIRE(out.size() == 2);
@@ -142,7 +148,7 @@ TEST_CASE("shell: an SQL error gives exit status 1") {
   CHECK(r.output.rfind("Error: ", 0) == 0);
 
   // stdin: stops at the first error, later lines do not run.
-  r = shell(c, {"app"}, "CREATE TABLE t(x)\nINSERT INTO t VALUES(1)\nINSERT INTO nope VALUES(1)\nINSERT INTO t VALUES(2)\n");
+  r = shell(c, {"app"}, "CREATE TABLE t(x);\nINSERT INTO t VALUES(1);\nINSERT INTO nope VALUES(1);\nINSERT INTO t VALUES(2);\n");
   CHECK(r.status == 1);
   CHECK(r.output == "Error: no such table: nope\n");
   r = shell(c, {"app", "SELECT count(*) FROM t"});
