@@ -199,7 +199,7 @@ Result<std::unique_ptr<Client>> Client::connect(const Options& options) {
   if (options.addresses.empty()) return Status::Invalid("no node addresses given");
   Status last = Status::NotLeader("no leader found");
   for (unsigned round = 0; round < std::max(1u, options.connect_attempts); round++) {
-    if (round > 0) std::this_thread::sleep_for(std::chrono::milliseconds(std::min(1000u, 50u << std::min(round, 4u))));
+    if (round > 0) std::this_thread::sleep_for(std::chrono::milliseconds(std::min(250u, 25u << std::min(round, 4u))));
     for (const std::string& address : options.addresses) {
       Result<std::unique_ptr<Client>> c = dial(address, options.timeout_ms);
       if (!c.ok()) {

@@ -39,7 +39,7 @@ class Client {
   struct Options {
     std::vector<std::string> addresses;
     unsigned timeout_ms = 10000;       // per network operation
-    unsigned connect_attempts = 20;    // rounds over all addresses
+    unsigned connect_attempts = 60;    // rounds over all addresses (50 ms, 100 ms, 200 ms, then 250 ms apart: ~15 s)
     uint64_t client_id = 0;
   };
 

@@ -113,7 +113,7 @@ Status connect_client(sqraft_client* c) {
   c->conn.reset();
   Client::Options o;
   o.addresses = c->addresses;
-  o.connect_attempts = 10;
+  o.connect_attempts = 40;  // about 10 s of looking for a leader
   Result<std::unique_ptr<Client>> conn = Client::connect(o);
   if (!conn.ok()) return conn.status();
   Result<uint32_t> db = conn.value()->open(c->db);
