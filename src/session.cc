@@ -48,6 +48,7 @@ int record_touches(void* arg, int action, const char* a1, const char*, const cha
   return SQLITE_OK;
 }
 constexpr size_t kMaxQueued = 64;
+constexpr int kReaderBusyTimeoutMs = 5000;
 constexpr size_t kMaxDbs = 16;
 constexpr size_t kMaxStmts = 4096;
 constexpr uint64_t kMaxConnectBody = 4096;
@@ -527,7 +528,7 @@ void Session::handle_open(wire::BodyReader& r) {
   Vfs* vfs = &node_.vfs();
   const bool submitted = node_.readers().submit([this, vfs, name] {
     Result<sqlite3*> conn = vfs->open(name);
-    if (conn.ok()) sqlite3_busy_timeout(conn.value(), 5000);
+    if (conn.ok()) sqlite3_busy_timeout(conn.value(), kReaderBusyTimeoutMs);
     if (!node_.post([this, name, conn = std::move(conn)]() mutable {
           if (!job_finished()) {
             if (conn.ok()) sqlite3_close_v2(conn.value());
@@ -686,7 +687,47 @@ void Session::handle_sql(uint32_t db_id, std::string sql, std::vector<wire::Valu
   }
 }
 
+namespace {
+// A read tried on the loop thread may run this many SQLite VM steps (checked
+// every kInlineStepsPerCheck) before it is handed to the reader pool.
+constexpr int kInlineStepsPerCheck = 500;
+constexpr int kInlineChecks = 20;
+
+int inline_budget(void* arg) {
+  int* left = static_cast<int*>(arg);
+  return --*left < 0 ? 1 : 0;  // non-zero interrupts the statement
+}
+}  // namespace
+
+bool Session::try_read_inline(uint32_t db_id, const std::string& sql, const std::vector<wire::Value>& params) {
+  Db& d = dbs_.at(db_id);
+  Result<sqlite3_stmt*> stmt = d.cache->get(sql);
+  if (!stmt.ok() || !bind_params(stmt.value(), params).ok()) return false;  // the pool path reports it
+  int left = kInlineChecks;
+  sqlite3_progress_handler(d.conn, kInlineStepsPerCheck, inline_budget, &left);
+  sqlite3_busy_timeout(d.conn, 0);  // never wait for a lock on the loop thread
+  auto cursor = std::make_unique<RowCursor>(stmt.value());
+  bool done_rows = false;
+  Result<std::vector<uint8_t>> batch = cursor->next_batch(d.conn, kRowsBatchBytes, &done_rows);
+  sqlite3_progress_handler(d.conn, 0, nullptr, nullptr);
+  sqlite3_busy_timeout(d.conn, kReaderBusyTimeoutMs);
+  // Too long or blocked: the cursor's reset undoes it; run it again on the pool.
+  if (left < 0 || (!batch.ok() && batch.status().is_busy())) return false;
+  job_started();
+  if (!done_rows && batch.ok()) {
+    stream_rows_.emplace();
+    stream_rows_->db = db_id;
+    stream_rows_->cursor = std::move(cursor);
+  }
+  on_rows(db_id, std::move(batch), done_rows, false);
+  return true;
+}
+
 void Session::run_on_reader(uint32_t db_id, std::string sql, std::vector<wire::Value> params, bool query) {
+  // Most reads are short: answering them on the loop thread saves two
+  // thread hand-offs. A read has no side effects, so one that turns out long
+  // is abandoned and started again on the reader pool.
+  if (query && try_read_inline(db_id, sql, params)) return;
   Db& d = dbs_.at(db_id);
   sqlite3* conn = d.conn;
   StmtCache* cache = d.cache.get();

@@ -105,6 +105,7 @@ class Session {
 
   // Execution.
   void run_on_reader(uint32_t db_id, std::string sql, std::vector<wire::Value> params, bool query);
+  bool try_read_inline(uint32_t db_id, const std::string& sql, const std::vector<wire::Value>& params);
   void run_on_writer(uint32_t db_id, std::string sql, std::vector<wire::Value> params, bool query, bool batchable);
   void classify_then_run(uint32_t db_id, std::string sql, std::vector<wire::Value> params, bool query);
   void on_rows(uint32_t db_id, Result<std::vector<uint8_t>> batch, bool done_rows, bool on_writer);
