@@ -129,6 +129,17 @@ Status NodeImpl::init_raft() {
   Result<std::unique_ptr<Replica>> replica = Replica::create(ro);
   if (!replica.ok()) return replica.status();
   replica_ = std::move(replica).value();
+  replica_->on_fatal([this](const Status& why) {
+    // Silent divergence is the worst failure a replicated database can have:
+    // stop serving at once, loudly, and leave the data for inspection.
+    spdlog::critical("node {}: stopping: {}", options_.id, why.message());
+    {
+      std::lock_guard lk(post_mu_);
+      stop_requested_ = true;
+    }
+    uv_async_send(&async_);
+    if (options_.on_fatal) options_.on_fatal(why);
+  });
   rv = raft_init(&raft_, &io_, replica_->raft_fsm(), options_.id, options_.address.c_str());
   if (rv != 0) return Status::Internal(std::string("raft init: ") + raft_errmsg(&raft_));
   raft_ready_ = true;
@@ -145,10 +156,11 @@ Status NodeImpl::init_raft() {
   // Bootstrap a new cluster if this node is one of its founders.
   bool founder = false;
   for (const Member& m : options_.cluster) founder = founder || m.id == options_.id;
-  if (!options_.cluster.empty()) {
-    if (!founder) {
-      return Status::Invalid("node id " + std::to_string(options_.id) + " is not in the bootstrap cluster");
-    }
+  if (!options_.cluster.empty() && !founder) {
+    // A node added later (or restarted after it joined): nothing to found.
+    spdlog::info("node {} is not one of the founding voters: starting from its data directory (a new node waits "
+                 "to be added)", options_.id);
+  } else if (!options_.cluster.empty()) {
     struct raft_configuration conf;
     raft_configuration_init(&conf);
     for (const Member& m : options_.cluster) {
@@ -329,10 +341,11 @@ Status NodeImpl::stop() {
   }
   raft_.data = this;
   {
+    // The loop may already be gone if the node stopped itself (on_fatal).
     std::lock_guard lk(post_mu_);
     stop_requested_ = true;
+    if (!loop_gone_) uv_async_send(&async_);
   }
-  uv_async_send(&async_);
   thread_.join();
   // The loop is gone: finish what its threads still run, then free.
   for (auto& [name, w] : writers_) w->stop();

@@ -57,6 +57,10 @@ struct NodeOptions {
   unsigned write_batch_max = 512;
   unsigned write_queue_timeout_ms = 10000;
   unsigned txn_idle_timeout_ms = 30000;
+  // Called (on the node's loop thread) when the node stops itself because it
+  // cannot go on safely: its state diverged from the leader's. The node is
+  // already shutting down; the owner should still call stop().
+  std::function<void(const Status&)> on_fatal;
 };
 
 class Node {

@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <cstring>
+#include <utility>
 
 #include "db_writer.h"
 #include "node_impl.h"
@@ -266,9 +267,16 @@ void Session::hand_to_raft(const Message& m) {
 }
 
 void Session::dispatch(Message m) {
-  if (m.header.type == wire::kInterrupt && stream_rows_) {
-    handle_interrupt();
-    return;
+  if (m.header.type == wire::kInterrupt) {
+    if (stream_rows_) {
+      handle_interrupt();
+      return;
+    }
+    if (busy_ && (current_type_ == wire::kQuery || current_type_ == wire::kQuerySql) && !interrupt_pending_) {
+      // The query's first batch is not out yet: it goes out, then EMPTY.
+      interrupt_pending_ = true;
+      return;
+    }
   }
   if (busy_) {
     if (queued_.size() >= kMaxQueued) {
@@ -283,6 +291,10 @@ void Session::dispatch(Message m) {
 }
 
 void Session::done() {
+  if (interrupt_pending_) {  // the query ended (or failed) before streaming
+    interrupt_pending_ = false;
+    reply_empty();
+  }
   busy_ = false;
   while (!busy_ && !closing_ && !queued_.empty()) {
     Message m = std::move(queued_.front());
@@ -346,6 +358,7 @@ bool Session::retry_parked() {
 void Session::handle(Message& m) {
   busy_ = true;
   const uint8_t type = m.header.type;
+  current_type_ = type;
   const uint8_t schema = m.header.schema;
   const bool needs_leader = type == wire::kOpen || type == wire::kPrepare || type == wire::kExec ||
                             type == wire::kQuery || type == wire::kExecSql || type == wire::kQuerySql;
@@ -387,7 +400,15 @@ void Session::handle(Message& m) {
       done();
       return;
     }
-    case wire::kHeartbeat:
+    case wire::kHeartbeat: {
+      // Legacy: the body is a timestamp; the answer is the server list
+      // without roles.
+      uint64_t timestamp;
+      if (!r.u64(&timestamp)) return malformed();
+      send_servers(0);
+      done();
+      return;
+    }
     case wire::kCluster:
       return handle_cluster(r);
     case wire::kOpen:
@@ -882,6 +903,11 @@ void Session::run_on_writer(uint32_t db_id, std::string sql, std::vector<wire::V
         stream_rows_->db = db_id;
         stream_rows_->on_writer = true;
       }
+      if (interrupt_pending_) {
+        interrupt_pending_ = false;
+        send(std::move(last));
+        return end_stream_interrupted();
+      }
       if (stream_rows_->interrupted) return end_stream_interrupted();
       send(std::move(last), [this] { next_rows(); });
     });
@@ -905,6 +931,11 @@ void Session::on_rows(uint32_t db_id, Result<std::vector<uint8_t>> batch, bool d
   if (done_rows) {
     send(std::move(batch).value());
     return end_stream_done();
+  }
+  if (interrupt_pending_) {  // the first batch goes out, then EMPTY
+    interrupt_pending_ = false;
+    send(std::move(batch).value());
+    return end_stream_interrupted();
   }
   if (stream_rows_ && stream_rows_->interrupted) return end_stream_interrupted();
   send(std::move(batch).value(), [this] { next_rows(); });
@@ -972,7 +1003,7 @@ void Session::on_rows_from_writer(DbWriter::Reply rep) {
 void Session::end_stream_done() {
   // An INTERRUPT that arrived while the last batch was being produced is
   // still owed its EMPTY: the client reads until it gets one.
-  const bool interrupted = stream_rows_ && stream_rows_->interrupted;
+  const bool interrupted = std::exchange(interrupt_pending_, false) || (stream_rows_ && stream_rows_->interrupted);
   stream_rows_.reset();
   if (interrupted) reply_empty();
   done();
@@ -1030,6 +1061,11 @@ void Session::handle_cluster(wire::BodyReader& r) {
     reply_failure(wire::kErrProto, "unknown cluster format " + std::to_string(format));
     return done();
   }
+  send_servers(format);
+  done();
+}
+
+void Session::send_servers(uint64_t format) {
   const struct raft_configuration& conf = node_.raft()->configuration;
   wire::BodyWriter w;
   w.u64(conf.n);
@@ -1039,7 +1075,6 @@ void Session::handle_cluster(wire::BodyReader& r) {
     if (format == 1) w.u64(wire_role(conf.servers[i].role));
   }
   send(w.finish(wire::kServers));
-  done();
 }
 
 namespace {

@@ -100,6 +100,7 @@ class Session {
   void handle_finalize(wire::BodyReader& r);
   void handle_interrupt();
   void handle_cluster(wire::BodyReader& r);
+  void send_servers(uint64_t format);
   void handle_membership(uint8_t type, wire::BodyReader& r);
   void handle_dump(wire::BodyReader& r);
 
@@ -134,6 +135,8 @@ class Session {
 
   // Requests.
   bool busy_ = false;
+  bool interrupt_pending_ = false;  // INTERRUPT came before the query's first batch
+  uint8_t current_type_ = 0;        // type of the request being handled
   std::deque<Message> queued_;
   uint64_t client_id_ = 0;
   std::map<uint32_t, Db> dbs_;

@@ -7,6 +7,9 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <signal.h>
+#include <unistd.h>
+
 #include <csignal>
 #include <cstdio>
 #include <string>
@@ -68,9 +71,11 @@ int run_node(const NodeArgs& a) {
   sigemptyset(&stop_signals);
   sigaddset(&stop_signals, SIGINT);
   sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGUSR1);  // the node stopped itself (see on_fatal)
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
   std::signal(SIGPIPE, SIG_IGN);
 
+  o.on_fatal = [](const Status&) { ::kill(::getpid(), SIGUSR1); };
   Result<std::unique_ptr<Node>> node = Node::create(o);
   if (!node.ok()) {
     std::fprintf(stderr, "sqraft node: %s\n", node.status().message().c_str());
@@ -83,6 +88,12 @@ int run_node(const NodeArgs& a) {
   std::fprintf(stderr, "sqraft node %llu ready on %s\n", static_cast<unsigned long long>(o.id), o.address.c_str());
   int sig = 0;
   sigwait(&stop_signals, &sig);
+  if (sig == SIGUSR1) {
+    (void)node.value()->stop();
+    std::fprintf(stderr, "sqraft node: stopped after a fatal error (see the log above); data kept in %s\n",
+                 o.dir.c_str());
+    return 3;
+  }
   spdlog::info("received {}: stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
   (void)node.value()->handover();
   if (Status s = node.value()->stop(); !s.ok()) {

@@ -386,7 +386,46 @@ TEST_CASE("protocol: every INTERRUPT is answered with EMPTY, however late it arr
       REQUIRE(rows.value()->next(&row));
       CHECK(row.at(0).integer == 90);
     }
+    // INTERRUPT sent right behind the query, before any batch: the first
+    // batch (of a long or a one-batch result) comes, then EMPTY.
+    for (const char* sql : {"SELECT * FROM t", "SELECT count(*) FROM t"}) {
+      CAPTURE(sql);
+      wire::BodyWriter q;
+      q.u64(db.value());
+      q.text(sql);
+      q.params({}, 0);
+      wire::BodyWriter intr;
+      intr.u64(db.value());
+      std::vector<uint8_t> both = message(wire::kQuerySql, q);
+      const std::vector<uint8_t> second = message(wire::kInterrupt, intr);
+      both.insert(both.end(), second.begin(), second.end());
+      REQUIRE(client.send_raw(both).ok());
+      auto first = client.receive();
+      REQUIRE(first.ok());
+      CHECK(first->first.type == wire::kRows);
+      auto next = client.receive();
+      REQUIRE(next.ok());
+      CHECK(next->first.type == wire::kEmpty);
+    }
     if (in_txn) REQUIRE(client.exec(db.value(), "COMMIT").ok());
+  }
+  // HEARTBEAT (legacy) answers with the servers, without roles.
+  wire::BodyWriter hb;
+  hb.u64(1700000000000ULL);
+  REQUIRE(client.send_raw(message(wire::kHeartbeat, hb)).ok());
+  auto servers = client.receive();
+  REQUIRE(servers.ok());
+  REQUIRE(servers->first.type == wire::kServers);
+  wire::BodyReader sr(servers->second);
+  uint64_t n = 0;
+  REQUIRE(sr.u64(&n));
+  CHECK(n == 3);
+  for (uint64_t i = 0; i < n; i++) {
+    uint64_t id = 0;
+    std::string address;
+    REQUIRE(sr.u64(&id));
+    REQUIRE(sr.text(&address));
+    CHECK(address == c.address(unsigned(id - 1)));
   }
   for (unsigned i = 0; i < 3; i++) CHECK(c.stop(i).ok());
 }
