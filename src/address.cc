@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -82,6 +83,19 @@ size_t unix_sockaddr(const Address& a, sockaddr_un* sun) {
 
 std::string errno_text(int err) { return std::strerror(err); }
 
+// True if `sun` names a socket file that refuses connections: its listener
+// is gone.
+bool stale_socket_file(const sockaddr_un& sun, size_t len) {
+  struct stat st;
+  if (::stat(sun.sun_path, &st) != 0 || !S_ISSOCK(st.st_mode)) return false;
+  const int probe = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (probe < 0) return false;
+  const bool refused =
+      ::connect(probe, reinterpret_cast<const sockaddr*>(&sun), socklen_t(len)) != 0 && errno == ECONNREFUSED;
+  ::close(probe);
+  return refused;
+}
+
 }  // namespace
 
 Status listen_on(uv_loop_t* loop, const Address& address, int backlog, uv_connection_cb cb, void* data,
@@ -91,7 +105,14 @@ Status listen_on(uv_loop_t* loop, const Address& address, int backlog, uv_connec
     const size_t len = unix_sockaddr(address, &sun);
     int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) return Status::IoError("socket: " + errno_text(errno));
-    if (::bind(fd, reinterpret_cast<sockaddr*>(&sun), socklen_t(len)) != 0) {
+    int bound = ::bind(fd, reinterpret_cast<sockaddr*>(&sun), socklen_t(len));
+    if (bound != 0 && errno == EADDRINUSE && address.kind == Address::Kind::kPath &&
+        stale_socket_file(sun, len)) {
+      // Left behind by a process that died: nobody listens there any more.
+      ::unlink(address.path.c_str());
+      bound = ::bind(fd, reinterpret_cast<sockaddr*>(&sun), socklen_t(len));
+    }
+    if (bound != 0) {
       const int err = errno;
       ::close(fd);
       if (err == EADDRINUSE) return Status::IoError("address " + address.text + " is already in use");

@@ -252,6 +252,7 @@ Status NodeImpl::start() {
     std::lock_guard lk(state_mu_);
     state_ = State::kRunning;
   }
+  if (listen_addr.value().kind == Address::Kind::kPath) socket_file_ = listen_addr.value().path;
   spdlog::info("node {} listening on {}", options_.id, listen_addr.value().text);
   return Status::Ok();
 }
@@ -321,6 +322,7 @@ void NodeImpl::begin_shutdown() {
   if (listener_) {
     close_stream(listener_);
     listener_ = nullptr;
+    if (!socket_file_.empty()) ::unlink(socket_file_.c_str());  // the next start binds it again
   }
   replica_->shutdown();
   for (auto& [id, s] : sessions_) s->close("node stopping");

@@ -78,6 +78,7 @@ class NodeImpl {
   bool io_ready_ = false;
   bool raft_ready_ = false;
   uv_stream_t* listener_ = nullptr;
+  std::string socket_file_;  // a unix socket path we listen on (removed on stop)
   std::unique_ptr<ThreadPool> readers_;
   std::map<std::string, std::unique_ptr<DbWriter>> writers_;
   std::map<uint64_t, std::unique_ptr<Session>> sessions_;

@@ -19,15 +19,29 @@ constexpr size_t kRowsBatchBytes = 64 * 1024;
 
 // What a statement touches, learned from SQLite's authorizer while preparing
 // it: TEMP objects belong to the client's own connection, everything else to
-// the shared database.
+// the shared (replicated) database.
 struct Touches {
-  bool temp = false;   // names an object of the temp schema
-  bool other = false;  // names anything else, or does something connection-wide
+  bool writes_temp = false;
+  bool writes_shared = false;  // or does something connection-wide
+  bool reads_temp = false;
+  bool reads_shared = false;
+  std::vector<std::string> unresolved;  // tables read for no column: schema not given
 };
 
 int record_touches(void* arg, int action, const char* a1, const char*, const char* db, const char*) {
   auto* t = static_cast<Touches*>(arg);
   switch (action) {
+    case SQLITE_SELECT:
+    case SQLITE_FUNCTION:
+    case SQLITE_RECURSIVE:
+      return SQLITE_OK;
+    case SQLITE_READ:
+      if (db == nullptr) {
+        if (a1 != nullptr) t->unresolved.emplace_back(a1);
+      } else {
+        (std::strcmp(db, "temp") == 0 ? t->reads_temp : t->reads_shared) = true;
+      }
+      return SQLITE_OK;
     case SQLITE_TRANSACTION:
     case SQLITE_SAVEPOINT:
     case SQLITE_ATTACH:
@@ -37,7 +51,7 @@ int record_touches(void* arg, int action, const char* a1, const char*, const cha
     case SQLITE_REINDEX:
     case SQLITE_CREATE_VTABLE:
     case SQLITE_DROP_VTABLE:
-      t->other = true;
+      t->writes_shared = true;
       return SQLITE_OK;
     case SQLITE_ALTER_TABLE:
       db = a1;  // the schema is the first argument here
@@ -45,8 +59,20 @@ int record_touches(void* arg, int action, const char* a1, const char*, const cha
     default:
       break;
   }
-  if (db != nullptr) (std::strcmp(db, "temp") == 0 ? t->temp : t->other) = true;
+  if (db != nullptr) (std::strcmp(db, "temp") == 0 ? t->writes_temp : t->writes_shared) = true;
   return SQLITE_OK;
+}
+
+// Tables read without naming a column come without a schema: the name
+// resolves to the TEMP table if this connection has one.
+void resolve_touches(sqlite3* conn, Touches* t) {
+  for (const std::string& table : t->unresolved) {
+    const bool temp =
+        sqlite3_table_column_metadata(conn, "temp", table.c_str(), nullptr, nullptr, nullptr, nullptr, nullptr,
+                                      nullptr) == SQLITE_OK;
+    (temp ? t->reads_temp : t->reads_shared) = true;
+  }
+  t->unresolved.clear();
 }
 constexpr size_t kMaxQueued = 64;
 constexpr int kReaderBusyTimeoutMs = 5000;
@@ -632,7 +658,7 @@ void Session::handle_prepare(wire::BodyReader& r, uint8_t schema) {
       node_.post([this, finish, rep = std::move(rep), sql]() {
         if (!job_finished()) return;
         StmtKind kind = classify_sql(sql.substr(0, rep.tail));
-        if (kind == StmtKind::kOther) kind = StmtKind::kWriteExclusive;  // runs on the writer anyway
+        // kOther stays: each EXEC finds out whether it touches TEMP objects.
         finish(rep.status, rep.params, rep.tail, kind);
       });
     };
@@ -693,7 +719,7 @@ void Session::handle_sql(uint32_t db_id, std::string sql, std::vector<wire::Valu
   if (d->has_temp && kind != StmtKind::kBegin && kind != StmtKind::kEnd) {
     return classify_then_run(db_id, std::move(sql), std::move(params), query);
   }
-  if (d->in_txn) return run_on_writer(db_id, std::move(sql), std::move(params), query, false);
+  if (d->in_txn && kind != StmtKind::kOther) return run_on_writer(db_id, std::move(sql), std::move(params), query, false);
   switch (kind) {
     case StmtKind::kRead:
       return run_on_reader(db_id, std::move(sql), std::move(params), query);
@@ -824,7 +850,7 @@ void Session::classify_then_run(uint32_t db_id, std::string sql, std::vector<wir
         // The statement may depend on an earlier one of the same script
         // (CREATE then INSERT): let the writer run it and report.
         readonly = false;
-        touches.other = true;
+        touches.writes_shared = true;
         break;
       }
       if (stmt == nullptr) break;
@@ -835,29 +861,37 @@ void Session::classify_then_run(uint32_t db_id, std::string sql, std::vector<wir
       sqlite3_finalize(stmt);
     }
     sqlite3_set_authorizer(conn, nullptr, nullptr);
-    // Reads may mix TEMP and shared tables; writes of the shared database
-    // run on the shared writer connection, which cannot see them.
-    const bool own_conn = touches.temp && (!touches.other || readonly);
-    const bool mixed_write = touches.temp && touches.other && !readonly;
-    node_.post([this, db_id, sql = std::move(sql), params = std::move(params), query, readonly, own_conn,
-                mixed_write]() mutable {
+    resolve_touches(conn, &touches);
+    node_.post([this, db_id, sql = std::move(sql), params = std::move(params), query, readonly,
+                touches = std::move(touches)]() mutable {
       if (!job_finished()) return;
       auto it = dbs_.find(db_id);
       if (it == dbs_.end()) {
         reply_failure(SQLITE_NOTFOUND, "no database with id " + std::to_string(db_id) + " is open on this connection");
         return done();
       }
-      if (mixed_write) {
-        reply_failure(SQLITE_ERROR,
-                      "a statement that writes the replicated database cannot use this connection's TEMP objects; "
-                      "copy them in a separate statement");
-        return done();
-      }
-      if (own_conn) {
-        if (!readonly) it->second.has_temp = true;
+      const bool in_txn = it->second.in_txn;
+      if (touches.writes_temp || touches.reads_temp) {
+        // TEMP objects live on this client's connection. Writes of the
+        // replicated database run on the shared writer connection, which
+        // cannot see them; inside a transaction, this connection cannot see
+        // the transaction's own changes.
+        if (touches.writes_shared) {
+          reply_failure(SQLITE_ERROR,
+                        "a statement that writes the replicated database cannot use this connection's TEMP "
+                        "objects; copy the data in separate statements");
+          return done();
+        }
+        if (in_txn && touches.reads_shared) {
+          reply_failure(SQLITE_ERROR,
+                        "inside a transaction, a statement cannot combine this connection's TEMP objects with "
+                        "the replicated database");
+          return done();
+        }
+        if (touches.writes_temp) it->second.has_temp = true;
         return run_on_reader(db_id, std::move(sql), std::move(params), query);
       }
-      if (readonly && !it->second.in_txn) return run_on_reader(db_id, std::move(sql), std::move(params), query);
+      if (readonly && !in_txn) return run_on_reader(db_id, std::move(sql), std::move(params), query);
       run_on_writer(db_id, std::move(sql), std::move(params), query, false);
     });
   });
@@ -1113,7 +1147,18 @@ void Session::handle_membership(uint8_t type, wire::BodyReader& r) {
     done();
   };
   if (type == wire::kTransfer) {
-    auto* t = new TransferReq{{}, [this, finish] { finish(0); }};
+    // libraft calls back when the transfer ends, done or timed out: it is
+    // done if this node no longer leads.
+    auto* t = new TransferReq{{}, [this, id] {
+      if (!job_finished()) return;
+      if (raft_state(node_.raft()) == RAFT_LEADER) {
+        reply_failure(SQLITE_ERROR, "leadership transfer to node " + std::to_string(id) +
+                                        " did not complete: this node still leads");
+      } else {
+        reply_empty();
+      }
+      done();
+    }};
     t->req.data = t;
     job_started();
     int rv = raft_transfer(node_.raft(), &t->req, id, [](struct raft_transfer* req) {

@@ -81,10 +81,10 @@ StmtKind classify_sql(std::string_view sql) {
   }
   if (!single_statement(sql)) return StmtKind::kOther;
   if (kw == "SELECT" || kw == "VALUES") return StmtKind::kRead;
-  // CREATE TEMP objects live on the client's own connection.
-  if (kw == "CREATE" && kws.size() > 1 && (kws[1] == "TEMP" || kws[1] == "TEMPORARY")) return StmtKind::kOther;
-  if (kw == "INSERT" || kw == "UPDATE" || kw == "DELETE" || kw == "REPLACE" || kw == "CREATE" || kw == "DROP" ||
-      kw == "ALTER") {
+  // CREATE may make a TEMP object (CREATE TEMP ..., CREATE TABLE temp.x),
+  // which lives on the client's own connection: classify it by preparing.
+  if (kw == "CREATE") return StmtKind::kOther;
+  if (kw == "INSERT" || kw == "UPDATE" || kw == "DELETE" || kw == "REPLACE" || kw == "DROP" || kw == "ALTER") {
     return StmtKind::kWrite;
   }
   return StmtKind::kOther;

@@ -11,6 +11,7 @@
 
 #include <atomic>
 #include <cstring>
+#include <filesystem>
 #include <thread>
 
 #include "support/process_cluster.h"
@@ -199,7 +200,10 @@ TEST_CASE("protocol: oversized, truncated and garbage input closes only that con
     ::close(fd);
   }
   check_healthy(c);
-  for (unsigned i = 0; i < 3; i++) CHECK(c.stop(i).ok());  // clean exits (and, under ASan, no leaks)
+  for (unsigned i = 0; i < 3; i++) {  // clean exits (and, under ASan, no leaks)
+    Status st = c.stop(i);
+    CHECK_MESSAGE(st.ok(), st.to_string() << c.logs());
+  }
 }
 
 TEST_CASE("protocol: 10,000 connections opened and dropped, clients vanishing mid-stream") {
@@ -476,6 +480,43 @@ TEST_CASE("protocol: TEMP objects are private to the client connection that made
   REQUIRE(a.value()->exec(da.value(), "DROP TABLE scratch").ok());
   auto gone = a.value()->query(da.value(), "SELECT * FROM scratch");
   CHECK_FALSE(gone.ok());
+
+  // Copying shared data into TEMP objects works, however they are named.
+  REQUIRE(a.value()->exec(da.value(), "CREATE TABLE temp.copy(v)").ok());
+  REQUIRE(a.value()->exec(da.value(), "INSERT INTO copy SELECT v FROM shared").ok());
+  REQUIRE(a.value()->exec(da.value(), "CREATE TEMP TABLE copy2 AS SELECT v * 2 AS w FROM shared").ok());
+  auto copied = a.value()->query(da.value(), "SELECT (SELECT count(*) FROM copy), (SELECT w FROM copy2)");
+  REQUIRE_MESSAGE(copied.ok(), copied.status().to_string());
+  REQUIRE(copied.value()->next(&row));
+  CHECK(row.at(0).integer == 1);
+  CHECK(row.at(1).integer == 12);
+  auto b_copy = b.value()->query(dbb.value(), "SELECT count(*) FROM copy");
+  CHECK_FALSE(b_copy.ok());  // still A's alone
+
+  // Inside a transaction: TEMP objects are reachable (count(*) names no
+  // column), the transaction's own writes are not lost, and a statement that
+  // combines both is refused rather than answered from a stale view.
+  REQUIRE(a.value()->exec(da.value(), "BEGIN").ok());
+  REQUIRE(a.value()->exec(da.value(), "INSERT INTO shared VALUES (7)").ok());
+  auto in_txn = a.value()->query(da.value(), "SELECT count(*) FROM copy");
+  REQUIRE_MESSAGE(in_txn.ok(), in_txn.status().to_string());
+  REQUIRE(in_txn.value()->next(&row));
+  CHECK(row.at(0).integer == 1);
+  auto own = a.value()->query(da.value(), "SELECT count(*) FROM shared");
+  REQUIRE(own.ok());
+  REQUIRE(own.value()->next(&row));
+  CHECK(row.at(0).integer == 2);
+  auto combined = a.value()->query(da.value(), "SELECT count(*) FROM shared, copy");
+  REQUIRE_FALSE(combined.ok());
+  CHECK(combined.status().message().find("inside a transaction") != std::string::npos);
+  REQUIRE(a.value()->exec(da.value(), "CREATE TEMP TABLE in_txn(x)").ok());
+  REQUIRE(a.value()->exec(da.value(), "COMMIT").ok());
+  auto b_txn = b.value()->query(dbb.value(), "SELECT count(*) FROM in_txn");
+  CHECK_FALSE(b_txn.ok());  // not on the shared writer connection
+  auto b_shared = b.value()->query(dbb.value(), "SELECT count(*) FROM shared");
+  REQUIRE(b_shared.ok());
+  REQUIRE(b_shared.value()->next(&row));
+  CHECK(row.at(0).integer == 2);
   for (unsigned i = 0; i < 3; i++) CHECK(c.stop(i).ok());
 }
 
@@ -515,5 +556,38 @@ TEST_CASE("protocol: a long read gets its answer without holding up other client
   CHECK(row.at(0).integer == 3000000);
   CHECK(row.at(1).integer == int64_t(3000000) * 3000001 / 2);
   CHECK(short_reads_before >= 20);
+  for (unsigned i = 0; i < 3; i++) CHECK(c.stop(i).ok());
+}
+
+TEST_CASE("protocol: TRANSFER hands leadership over and reports a failed transfer") {
+  ProcessCluster c({});
+  REQUIRE(c.start_all().ok());
+  const unsigned l = c.leader_index();
+  REQUIRE(l < 3);
+  auto cl = c.leader_client();
+  REQUIRE(cl.ok());
+  Status bad = cl.value()->transfer(99);
+  CHECK_FALSE(bad.ok());
+  const unsigned target = (l + 1) % 3;
+  Status st = cl.value()->transfer(target + 1);
+  REQUIRE_MESSAGE(st.ok(), st.to_string());
+  CHECK(c.leader_index() == target);
+  for (unsigned i = 0; i < 3; i++) CHECK(c.stop(i).ok());
+}
+
+TEST_CASE("protocol: nodes on socket files restart after a clean stop and after kill -9") {
+  ProcessCluster::Options o;
+  o.net = ProcessCluster::Net::kPath;
+  ProcessCluster c(o);
+  REQUIRE(c.start_all().ok());
+  REQUIRE(c.leader_index() < 3);
+  REQUIRE(c.stop(0).ok());
+  CHECK_FALSE(std::filesystem::exists(c.address(0)));  // removed on a clean stop
+  REQUIRE(c.start(0).ok());
+  c.kill(1);
+  CHECK(std::filesystem::exists(c.address(1)));  // left behind
+  Status again = c.start(1);
+  REQUIRE_MESSAGE(again.ok(), again.to_string() << c.logs());
+  check_healthy(c);
   for (unsigned i = 0; i < 3; i++) CHECK(c.stop(i).ok());
 }
