@@ -69,6 +69,13 @@ typedef struct sqraft_server {
 /* Frees memory returned by sqraft functions. NULL is ignored. */
 SQRAFT_API void sqraft_free(void* p);
 
+/* Logging. sqraft logs through spdlog's default logger. Unless the
+ * application calls this first, the first sqraft_node_create() points that
+ * logger at stderr with the level from the environment variable
+ * SQRAFT_LOG_LEVEL, or "warn". `level`: "trace", "debug", "info", "warn",
+ * "error", "critical" or "off"; anything else is SQRAFT_MISUSE. */
+SQRAFT_API int sqraft_set_log_level(const char* level);
+
 /* A random node id for a new node (never 0). */
 SQRAFT_API sqraft_id sqraft_generate_id(const char* address);
 
@@ -100,6 +107,13 @@ SQRAFT_API int sqraft_node_set_network_latency_ms(sqraft_node* node, unsigned ms
 SQRAFT_API int sqraft_node_set_snapshot_params(sqraft_node* node, unsigned threshold, unsigned trailing);
 SQRAFT_API int sqraft_node_set_failure_domain(sqraft_node* node, unsigned long long domain);
 SQRAFT_API int sqraft_node_set_weight(sqraft_node* node, unsigned long long weight);
+/* Roll back a client's explicit transaction that stays idle longer than
+ * this, freeing the database's writer for others. Default 30000 ms; 0 is
+ * SQRAFT_MISUSE. */
+SQRAFT_API int sqraft_node_set_txn_idle_timeout_ms(sqraft_node* node, unsigned ms);
+/* How long a write may wait in its database's queue for the writer before it
+ * fails with SQRAFT_BUSY. Default 10000 ms; 0 is SQRAFT_MISUSE. */
+SQRAFT_API int sqraft_node_set_write_queue_timeout_ms(sqraft_node* node, unsigned ms);
 /* The founding voters of a new cluster (this node among them). A node
  * started with an empty data directory bootstraps the cluster with them; a
  * node whose directory already holds a cluster ignores them and rejoins with
@@ -110,7 +124,10 @@ SQRAFT_API int sqraft_node_set_cluster(sqraft_node* node, const sqraft_server* s
  * listening. Returns once the node runs. If the process left SIGPIPE at its
  * default action, it is ignored from now on (a vanished peer must not kill
  * the process). Errors: SQRAFT_IOERR (data
- * directory, address in use, damaged log: see the message), SQRAFT_MISUSE. */
+ * directory, address in use, damaged log: see the message), SQRAFT_MISUSE.
+ * After a failed start the settings may be changed and the start retried.
+ * A node whose data diverges from the leader's stops itself (logged at
+ * critical level); its clients then get errors until it is restarted. */
 SQRAFT_API int sqraft_node_start(sqraft_node* node);
 
 /* If this node leads, hands leadership to another voter and waits for it. */

@@ -118,6 +118,10 @@ Status NodeImpl::init_raft() {
   int rv = raft_uv_init(&io_, &loop_, options_.dir.c_str(), transport_->raft_transport());
   if (rv != 0) return Status::IoError("raft I/O in '" + options_.dir + "': " + raft_strerror(rv) + ": " + io_.errmsg);
   io_ready_ = true;
+  // A peer that restarts must hear from the leader before its election timer
+  // fires, or it starts an election (and may win it): retry connections at
+  // the heartbeat pace, not libraft's default of one second.
+  raft_uv_set_connect_retry_delay(&io_, std::max(10u, std::max(1u, options_.network_latency_ms) * 5));
   // libraft 0.15's libuv backend implements async_work (snapshots encoded on
   // libuv's thread pool) but still reports interface version 1.
   if (io_.version < 2 && io_.async_work != nullptr) io_.version = 2;
@@ -440,7 +444,8 @@ raft_id Node::generate_id(const std::string& address) {
   std::random_device rd;
   const auto now = std::chrono::system_clock::now().time_since_epoch().count();
   raft_id id = raft_digest(address.c_str(), uint64_t(now) ^ (uint64_t(rd()) << 32 | rd()));
-  return id == 0 ? 1 : id & 0x7fffffffffffffffULL;
+  id &= 0x7fffffffffffffffULL;
+  return id == 0 ? 1 : id;
 }
 
 Status Node::recover(const std::string& dir, raft_id id, const std::string& address, const std::vector<Member>& cluster) {

@@ -2,11 +2,16 @@
 // catches everything: no exception crosses into C.
 #include "sqraft.h"
 
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <mutex>
 #include <new>
 #include <string>
 #include <vector>
@@ -66,6 +71,26 @@ int guarded(std::string* errmsg, F&& f) {
     if (errmsg) *errmsg = "unknown error";
     return SQRAFT_INTERNAL;
   }
+}
+
+std::once_flag log_setup;
+std::atomic<bool> log_configured{false};
+
+// Points spdlog's default logger at stderr (a library must not write to the
+// application's stdout) at `level`.
+bool set_log_level(const std::string& level) {
+  const spdlog::level::level_enum l = spdlog::level::from_str(level);
+  if (l == spdlog::level::off && level != "off") return false;
+  std::call_once(log_setup, [] { spdlog::set_default_logger(spdlog::stderr_color_mt("sqraft")); });
+  spdlog::set_level(l);
+  log_configured = true;
+  return true;
+}
+
+void default_logging() {
+  if (log_configured) return;  // the application chose
+  const char* env = std::getenv("SQRAFT_LOG_LEVEL");
+  if (!set_log_level(env && *env ? env : "warn")) set_log_level("warn");
 }
 
 int not_before_start(sqraft_node* node) {
@@ -169,6 +194,7 @@ int sqraft_node_create(sqraft_id id, const char* address, const char* data_dir, 
   *out = nullptr;
   if (id == 0 || address == nullptr || data_dir == nullptr) return SQRAFT_MISUSE;
   return guarded(nullptr, [&] {
+    default_logging();
     if (!parse_address(address).ok()) return SQRAFT_MISUSE;
     auto* n = new sqraft_node;
     n->options.id = id;
@@ -227,6 +253,29 @@ int sqraft_node_set_failure_domain(sqraft_node* node, unsigned long long domain)
   return SQRAFT_OK;
 }
 
+int sqraft_set_log_level(const char* level) {
+  if (level == nullptr) return SQRAFT_MISUSE;
+  try {
+    return set_log_level(level) ? SQRAFT_OK : SQRAFT_MISUSE;
+  } catch (...) {
+    return SQRAFT_ERROR;
+  }
+}
+
+int sqraft_node_set_txn_idle_timeout_ms(sqraft_node* node, unsigned ms) {
+  if (int rc = not_before_start(node); rc != SQRAFT_OK) return rc;
+  if (ms == 0) return SQRAFT_MISUSE;
+  node->options.txn_idle_timeout_ms = ms;
+  return SQRAFT_OK;
+}
+
+int sqraft_node_set_write_queue_timeout_ms(sqraft_node* node, unsigned ms) {
+  if (int rc = not_before_start(node); rc != SQRAFT_OK) return rc;
+  if (ms == 0) return SQRAFT_MISUSE;
+  node->options.write_queue_timeout_ms = ms;
+  return SQRAFT_OK;
+}
+
 int sqraft_node_set_weight(sqraft_node* node, unsigned long long weight) {
   if (int rc = not_before_start(node); rc != SQRAFT_OK) return rc;
   node->options.weight = weight;
@@ -258,7 +307,12 @@ int sqraft_node_start(sqraft_node* node) {
     if (!n.ok()) return fail(&node->errmsg, n.status());
     node->node = std::move(n).value();
     node->started = true;
-    return fail(&node->errmsg, node->node->start());
+    Status st = node->node->start();
+    if (!st.ok()) {  // nothing runs: the settings may change and start be retried
+      node->node.reset();
+      node->started = false;
+    }
+    return fail(&node->errmsg, st);
   });
 }
 
