@@ -514,6 +514,10 @@ bool Rows::next(std::vector<wire::Value>* out) {
         done_ = true;
         return false;
       }
+      // dqlite sends a NULL in a DATETIME column as an empty ISO8601 text
+      // (as go-dqlite does, read it back as NULL).
+      wire::Value& v = (*out)[i];
+      if (v.type == wire::kIso8601 && v.bytes.empty()) v = wire::Value::Null();
     }
     offset_ = body_.size() - rd.remaining();
     return true;

@@ -7,12 +7,14 @@
 // at the first error: exit status 1), or an interactive prompt with libedit
 // line editing and history in ~/.sqraft_history.
 //
-// Input: a line may hold several statements; a statement needs no final ';'
-// but one left open (inside a string, a comment or a trigger body) continues
-// on the next line. Lines starting with '.' are commands (see .help). A
-// statement whose first keyword is SELECT, VALUES, WITH, PRAGMA or EXPLAIN is
-// a query and prints its rows; others print nothing on success. Failures
-// print "Error: <message>" on stderr.
+// Input: as in the sqlite3 shell, a statement continues over lines until a
+// ';' ends it (outside strings, comments and trigger bodies); a line may hold
+// several. What is left open at the end of the input runs as the last
+// statement. A line starting with '.' where no statement is open is a
+// command (see .help). A statement whose first keyword is SELECT, VALUES,
+// PRAGMA or EXPLAIN, or a WITH whose main statement is a SELECT, is a query
+// and prints its rows; others print nothing on success. Failures print
+// "Error: <message>" on stderr.
 //
 // Output, tabular (the default): one row per line, columns joined by '|', no
 // header, as dqlite's shell. NULL is printed as NULL (dqlite's Go shell
@@ -128,15 +130,53 @@ std::vector<std::string> split_statements(const std::string& text) {
   return out;
 }
 
-// Whether the statement returns rows: by its first keyword.
-bool is_query(std::string_view sql) {
-  size_t pos = skip_filler(sql, 0);
-  std::string word;
-  while (pos < sql.size() && (std::isalpha(static_cast<unsigned char>(sql[pos])) || sql[pos] == '_')) {
-    word += char(std::toupper(static_cast<unsigned char>(sql[pos])));
-    pos++;
+// The words of `sql` outside parentheses, strings, quoted names and
+// comments, upper-cased, up to `max` of them.
+std::vector<std::string> top_level_words(std::string_view sql, size_t max) {
+  std::vector<std::string> words;
+  int depth = 0;
+  size_t pos = 0;
+  while (pos < sql.size() && words.size() < max) {
+    pos = skip_filler(sql, pos);
+    if (pos >= sql.size()) break;
+    const char ch = sql[pos];
+    if (ch == '\'' || ch == '"' || ch == '`' || ch == '[') {
+      const char close = ch == '[' ? ']' : ch;
+      const size_t end = sql.find(close, pos + 1);
+      pos = end == std::string_view::npos ? sql.size() : end + 1;
+    } else if (ch == '(') {
+      depth++;
+      pos++;
+    } else if (ch == ')') {
+      depth--;
+      pos++;
+    } else if (std::isalpha(static_cast<unsigned char>(ch)) || ch == '_') {
+      std::string word;
+      while (pos < sql.size() && (std::isalnum(static_cast<unsigned char>(sql[pos])) || sql[pos] == '_')) {
+        word += char(std::toupper(static_cast<unsigned char>(sql[pos])));
+        pos++;
+      }
+      if (depth == 0) words.push_back(std::move(word));
+    } else {
+      pos++;
+    }
   }
-  return word == "SELECT" || word == "VALUES" || word == "WITH" || word == "PRAGMA" || word == "EXPLAIN";
+  return words;
+}
+
+// Whether the statement returns rows: by its first keyword; for WITH, by the
+// statement that follows the common table expressions.
+bool is_query(std::string_view sql) {
+  const std::vector<std::string> words = top_level_words(sql, 64);
+  if (words.empty()) return false;
+  const std::string& first = words[0];
+  if (first != "WITH") return first == "SELECT" || first == "VALUES" || first == "PRAGMA" || first == "EXPLAIN";
+  for (size_t i = 1; i < words.size(); i++) {
+    const std::string& w = words[i];
+    if (w == "SELECT" || w == "VALUES") return true;
+    if (w == "INSERT" || w == "UPDATE" || w == "DELETE" || w == "REPLACE") return false;
+  }
+  return true;
 }
 
 // Splits a command line at whitespace.

@@ -126,6 +126,11 @@ TEST_CASE("shell: statements from stdin") {
   require_ok(r, c);
   CHECK(r.output == "6\n");
 
+  // A WITH whose main statement writes runs as a write (no rows printed).
+  r = shell(c, {"app", "WITH c(x) AS (SELECT 9) INSERT INTO t SELECT x, 'w' FROM c; SELECT count(*) FROM t WHERE x = 9"});
+  require_ok(r, c);
+  CHECK(r.output == "1\n");
+
   // Commands mix with SQL; .exit stops reading.
   r = shell(c, {"app"}, "SELECT 7;\n.leader\n.exit\nSELECT 8;\n");
   require_ok(r, c);
