@@ -27,7 +27,9 @@ set -u
 set -o pipefail
 
 SQRAFT_BIN=${SQRAFT_BIN:-/work/main/build-me/sqraft}
-HELPER=${DQLITE_REFERENCE_SH:-/work/shared/bench/dqlite-reference.sh}
+# The team's shared helper when it is there (../shared next to the
+# repository); otherwise the same steps built in (reference_cluster below).
+HELPER=${DQLITE_REFERENCE_SH:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)/shared/bench/dqlite-reference.sh}
 export TZ=UTC
 export LC_ALL=C.UTF-8
 
@@ -69,9 +71,44 @@ if ((${#need[@]})); then
   fi
   rm -f /tmp/sqraft-reference-apt.$$.log
 fi
-if [[ ! -r "$HELPER" ]]; then
-  nok "dqlite reference helper at $HELPER (set DQLITE_REFERENCE_SH)"
-  finish
+# reference_cluster start|stop PORT DIR: three dqlite-demo processes (the
+# real libdqlite0) on 127.0.0.1:PORT..PORT+2, their HTTP API on PORT+100..,
+# joined into one cluster; prints the dqlite shell's .cluster once 3 voters
+# are up.
+reference_cluster() {
+  local cmd=$1 p=$2 dir=$3 i
+  case $cmd in
+  start)
+    rm -rf "$dir"
+    mkdir -p "$dir"
+    for i in 0 1 2; do
+      local join=()
+      ((i > 0)) && join=(-j "127.0.0.1:$p")
+      dqlite-demo -a "127.0.0.1:$((p + 100 + i))" -d "127.0.0.1:$((p + i))" "${join[@]}" -D "$dir/n$((i + 1))" \
+        >"$dir/n$((i + 1)).log" 2>&1 &
+      echo $! >>"$dir/pids"
+      sleep 1
+    done
+    for _ in $(seq 1 30); do
+      [[ "$(dqlite -s "127.0.0.1:$p" demo .cluster 2>/dev/null | grep -c voter)" == 3 ]] && break
+      sleep 1
+    done
+    dqlite -s "127.0.0.1:$p" demo .cluster
+    ;;
+  stop)
+    [[ -f "$dir/pids" ]] || return 0
+    for i in $(cat "$dir/pids"); do kill "$i" 2>/dev/null; done
+    sleep 1
+    for i in $(cat "$dir/pids"); do kill -9 "$i" 2>/dev/null; done
+    rm -f "$dir/pids"
+    ;;
+  esac
+}
+if [[ -r "$HELPER" ]]; then
+  helper() { bash "$HELPER" "$@"; }
+else
+  note "no $HELPER: starting dqlite-demo directly"
+  helper() { reference_cluster "$@"; }
 fi
 if [[ ! -x "$SQRAFT_BIN" ]]; then
   nok "sqraft binary at $SQRAFT_BIN (set SQRAFT_BIN)"
@@ -92,7 +129,7 @@ our_processes() {
     p=${f#/proc/}
     p=${p%/cmdline}
     [[ "$p" == "$$" || "$p" == "$BASHPID" ]] && continue
-    if tr '\0' ' ' <"$f" 2>/dev/null | grep -qF -- "-D $CDIR/n"; then echo "$p"; fi
+    if { tr '\0' ' ' <"$f"; } 2>/dev/null | grep -qF -- "-D $CDIR/n"; then echo "$p"; fi
   done
 }
 
@@ -101,7 +138,7 @@ cleanup() {
   trap '' INT TERM
   if ((STARTED)); then
     pids=$(cat "$CDIR/pids" 2>/dev/null)
-    timeout 20 bash "$HELPER" stop "$BASE" "$CDIR" >/dev/null 2>&1
+    helper stop "$BASE" "$CDIR" >/dev/null 2>&1
     for p in $pids $(our_processes); do
       kill -0 "$p" 2>/dev/null && kill -9 "$p" 2>/dev/null
     done
@@ -158,7 +195,7 @@ note "sqraft: $SQRAFT_BIN; dqlite-demo: $(command -v dqlite-demo) (go-dqlite $(d
 note "dqlite cluster on $A1 $A2 $A3 in $CDIR"
 
 STARTED=1
-out=$(timeout 60 bash "$HELPER" start "$BASE" "$CDIR" 2>&1)
+out=$(helper start "$BASE" "$CDIR" 2>&1)
 if [[ "$(grep -c '|voter$' <<<"$out")" == 3 ]]; then
   ok "dqlite reference cluster of 3 voters started ($((SECONDS - START))s)"
 else
