@@ -296,10 +296,17 @@ class Shell {
     o.timeout_ms = timeout_ms_;
     Result<std::unique_ptr<Client>> c = Client::connect(o);
     if (!c.ok()) return c.status().with_context("connect");
-    Result<uint32_t> db = c.value()->open(db_);
-    if (!db.ok()) return db.status().with_context("open " + db_);
     client_ = std::move(c).value();
+    db_open_ = false;  // opened by the first statement: commands need no database
+    return Status::Ok();
+  }
+
+  Status ensure_db(Client& c) {
+    if (db_open_) return Status::Ok();
+    Result<uint32_t> db = c.open(db_);
+    if (!db.ok()) return db.status().with_context("open " + db_);
     db_id_ = db.value();
+    db_open_ = true;
     return Status::Ok();
   }
 
@@ -361,9 +368,13 @@ class Shell {
 
   Status run_sql(const std::string& sql) {
     if (!is_query(sql)) {
-      return on_leader([&](Client& c) { return c.exec(db_id_, sql).status(); });
+      return on_leader([&](Client& c) {
+        if (Status o = ensure_db(c); !o.ok()) return o;
+        return c.exec(db_id_, sql).status();
+      });
     }
     return on_leader([&](Client& c) -> Status {
+      if (Status o = ensure_db(c); !o.ok()) return o;
       Result<std::unique_ptr<Rows>> r = c.query(db_id_, sql);
       if (!r.ok()) return r.status();
       Rows& rows = *r.value();
@@ -546,6 +557,7 @@ class Shell {
   unsigned timeout_ms_;
   std::unique_ptr<Client> client_;
   uint32_t db_id_ = 0;
+  bool db_open_ = false;
   std::string pending_;  // an open statement's lines so far
   bool quit_ = false;
 };
