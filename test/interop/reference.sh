@@ -30,25 +30,8 @@ SQRAFT_BIN=${SQRAFT_BIN:-/work/main/build-me/sqraft}
 # The team's shared helper when it is there (../shared next to the
 # repository); otherwise the same steps built in (reference_cluster below).
 HELPER=${DQLITE_REFERENCE_SH:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)/shared/bench/dqlite-reference.sh}
-export TZ=UTC
-export LC_ALL=C.UTF-8
-
-PASS=0
-FAIL=0
-ok() { PASS=$((PASS + 1)); echo "ok - $*"; }
-nok() { FAIL=$((FAIL + 1)); echo "not ok - $*"; }
-note() { echo "# $*"; }
-
-# check DESCRIPTION GOT WANT
-check_eq() {
-  if [[ "$2" == "$3" ]]; then
-    ok "$1"
-  else
-    nok "$1"
-    echo "#   got:  $(printf '%s' "$2" | sed '2,$s/^/#         /')"
-    echo "#   want: $(printf '%s' "$3" | sed '2,$s/^/#         /')"
-  fi
-}
+# shellcheck source=lib.sh
+source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/lib.sh"
 
 finish() {
   echo "reference: $PASS passed, $FAIL failed"

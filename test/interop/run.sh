@@ -21,25 +21,8 @@ set -o pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 SQRAFT_BIN=${SQRAFT_BIN:-/work/main/build/sqraft}
 ROWS=${INTEROP_ROWS:-100000}
-export TZ=UTC # the shell prints times in local time
-export LC_ALL=C.UTF-8
-
-PASS=0
-FAIL=0
-ok() { PASS=$((PASS + 1)); echo "ok - $*"; }
-nok() { FAIL=$((FAIL + 1)); echo "not ok - $*"; }
-note() { echo "# $*"; }
-
-# check DESCRIPTION GOT WANT
-check_eq() {
-  if [[ "$2" == "$3" ]]; then
-    ok "$1"
-  else
-    nok "$1"
-    echo "#   got:  $(printf '%s' "$2" | sed '2,$s/^/#         /')"
-    echo "#   want: $(printf '%s' "$3" | sed '2,$s/^/#         /')"
-  fi
-}
+# shellcheck source=lib.sh
+source "$HERE/lib.sh"
 
 # ------------------------------------------------------------------ packages
 need=()

@@ -76,6 +76,21 @@ void check_healthy(ProcessCluster& c) {
   CHECK(rows.value()->next(&row));
 }
 
+// Two clients of the leader, each with `db` open.
+struct TwoClients {
+  Result<std::unique_ptr<Client>> a, b;
+  Result<uint32_t> da, dbb;
+  TwoClients(ProcessCluster& c, const std::string& db)
+      : a(c.leader_client()), b(c.leader_client()), da(Status::Internal("")), dbb(Status::Internal("")) {
+    REQUIRE(a.ok());
+    REQUIRE(b.ok());
+    da = a.value()->open(db);
+    dbb = b.value()->open(db);
+    REQUIRE(da.ok());
+    REQUIRE(dbb.ok());
+  }
+};
+
 }  // namespace
 
 TEST_CASE("protocol: malformed requests get errors and the connection goes on") {
@@ -445,14 +460,11 @@ TEST_CASE("protocol: every INTERRUPT is answered with EMPTY, however late it arr
 TEST_CASE("protocol: TEMP objects are private to the client connection that made them") {
   ProcessCluster c({});
   REQUIRE(c.start_all().ok());
-  auto a = c.leader_client();
-  auto b = c.leader_client();
-  REQUIRE(a.ok());
-  REQUIRE(b.ok());
-  auto da = a.value()->open("tempdb");
-  auto dbb = b.value()->open("tempdb");
-  REQUIRE(da.ok());
-  REQUIRE(dbb.ok());
+  TwoClients t(c, "tempdb");
+  auto& a = t.a;
+  auto& b = t.b;
+  auto& da = t.da;
+  auto& dbb = t.dbb;
   REQUIRE(a.value()->exec(da.value(), "CREATE TABLE shared(v)").ok());
   REQUIRE(a.value()->exec(da.value(), "CREATE TEMP TABLE scratch(x)").ok());
   REQUIRE(a.value()->exec(da.value(), "INSERT INTO scratch VALUES (1), (2)").ok());
@@ -531,14 +543,11 @@ TEST_CASE("protocol: TEMP objects are private to the client connection that made
 TEST_CASE("protocol: a long read gets its answer without holding up other clients' reads") {
   ProcessCluster c({});
   REQUIRE(c.start_all().ok());
-  auto a = c.leader_client();
-  auto b = c.leader_client();
-  REQUIRE(a.ok());
-  REQUIRE(b.ok());
-  auto da = a.value()->open("reads");
-  auto dbb = b.value()->open("reads");
-  REQUIRE(da.ok());
-  REQUIRE(dbb.ok());
+  TwoClients t(c, "reads");
+  auto& a = t.a;
+  auto& b = t.b;
+  auto& da = t.da;
+  auto& dbb = t.dbb;
   REQUIRE(a.value()->exec(da.value(), "CREATE TABLE kv(k INTEGER PRIMARY KEY, v)").ok());
   REQUIRE(a.value()->exec(da.value(), "INSERT INTO kv VALUES (1, 'one'), (2, 'two')").ok());
   // Far more work than a read may do on the node's event loop: it moves to
