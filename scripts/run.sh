@@ -47,17 +47,15 @@ for i in 1 2 3; do
   PIDS+=($!)
 done
 
-# Wait until the cluster has a leader.
+# Wait (up to 30 s) until the cluster has a leader.
 leader=""
-for _ in $(seq 1 100); do
-  if leader=$("$BIN" shell -s "$SERVERS" --timeout-ms 500 sqraft .leader 2>/dev/null) && [ -n "$leader" ]; then
-    break
-  fi
-  leader=""
-  sleep 0.2
+deadline=$((SECONDS + 30))
+while [ -z "$leader" ] && [ "$SECONDS" -lt "$deadline" ]; do
+  leader=$("$BIN" shell -s "$SERVERS" --timeout-ms 500 mydb .leader 2>/dev/null) || leader=""
+  [ -n "$leader" ] || sleep 0.2
 done
 if [ -z "$leader" ]; then
-  echo "run: no leader was elected within 20 s; see the node logs above" >&2
+  echo "run: no leader was elected within 30 s; see the node logs above" >&2
   stop_all
   exit 1
 fi

@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <chrono>
 #include <cstring>
 #include <utility>
 
@@ -736,13 +737,22 @@ void Session::handle_sql(uint32_t db_id, std::string sql, std::vector<wire::Valu
 
 namespace {
 // A read tried on the loop thread may run this many SQLite VM steps (checked
-// every kInlineStepsPerCheck) before it is handed to the reader pool.
+// every kInlineStepsPerCheck) and this long before it is handed to the
+// reader pool.
 constexpr int kInlineStepsPerCheck = 500;
 constexpr int kInlineChecks = 20;
+constexpr auto kInlineTime = std::chrono::milliseconds(2);
+
+struct InlineBudget {
+  int left = kInlineChecks;
+  std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::now() + kInlineTime;
+  bool exceeded = false;
+};
 
 int inline_budget(void* arg) {
-  int* left = static_cast<int*>(arg);
-  return --*left < 0 ? 1 : 0;  // non-zero interrupts the statement
+  auto* b = static_cast<InlineBudget*>(arg);
+  b->exceeded = b->exceeded || --b->left < 0 || std::chrono::steady_clock::now() > b->deadline;
+  return b->exceeded ? 1 : 0;  // non-zero interrupts the statement
 }
 }  // namespace
 
@@ -750,8 +760,8 @@ bool Session::try_read_inline(uint32_t db_id, const std::string& sql, const std:
   Db& d = dbs_.at(db_id);
   Result<sqlite3_stmt*> stmt = d.cache->get(sql);
   if (!stmt.ok() || !bind_params(stmt.value(), params).ok()) return false;  // the pool path reports it
-  int left = kInlineChecks;
-  sqlite3_progress_handler(d.conn, kInlineStepsPerCheck, inline_budget, &left);
+  InlineBudget budget;
+  sqlite3_progress_handler(d.conn, kInlineStepsPerCheck, inline_budget, &budget);
   sqlite3_busy_timeout(d.conn, 0);  // never wait for a lock on the loop thread
   auto cursor = std::make_unique<RowCursor>(stmt.value());
   bool done_rows = false;
@@ -759,7 +769,7 @@ bool Session::try_read_inline(uint32_t db_id, const std::string& sql, const std:
   sqlite3_progress_handler(d.conn, 0, nullptr, nullptr);
   sqlite3_busy_timeout(d.conn, kReaderBusyTimeoutMs);
   // Too long or blocked: the cursor's reset undoes it; run it again on the pool.
-  if (left < 0 || (!batch.ok() && batch.status().is_busy())) return false;
+  if (budget.exceeded || (!batch.ok() && batch.status().is_busy())) return false;
   job_started();
   if (!done_rows && batch.ok()) {
     stream_rows_.emplace();
@@ -1170,7 +1180,8 @@ void Session::handle_membership(uint8_t type, wire::BodyReader& r) {
     if (rv != 0) {
       delete t;
       jobs_--;
-      reply_failure(SQLITE_ERROR, std::string("transfer: ") + raft_strerror(rv));
+      const char* why = raft_errmsg(node_.raft());
+      reply_failure(SQLITE_ERROR, std::string("transfer: ") + (why[0] != '\0' ? why : raft_strerror(rv)));
       done();
     }
     return;

@@ -81,7 +81,10 @@ std::atomic<bool> log_configured{false};
 bool set_log_level(const std::string& level) {
   const spdlog::level::level_enum l = spdlog::level::from_str(level);
   if (l == spdlog::level::off && level != "off") return false;
-  std::call_once(log_setup, [] { spdlog::set_default_logger(spdlog::stderr_color_mt("sqraft")); });
+  std::call_once(log_setup, [] {
+    std::shared_ptr<spdlog::logger> logger = spdlog::get("sqraft");  // the application may have made one
+    spdlog::set_default_logger(logger ? logger : spdlog::stderr_color_mt("sqraft"));
+  });
   spdlog::set_level(l);
   log_configured = true;
   return true;

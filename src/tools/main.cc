@@ -87,7 +87,14 @@ int run_node(const NodeArgs& a) {
   }
   std::fprintf(stderr, "sqraft node %llu ready on %s\n", static_cast<unsigned long long>(o.id), o.address.c_str());
   int sig = 0;
-  sigwait(&stop_signals, &sig);
+  for (;;) {
+    siginfo_t info{};
+    sig = sigwaitinfo(&stop_signals, &info);
+    if (sig < 0) continue;  // EINTR
+    // SIGUSR1 means "stopped by itself" only when this process sent it.
+    if (sig != SIGUSR1 || info.si_pid == ::getpid()) break;
+    spdlog::warn("ignoring SIGUSR1 from process {}", static_cast<long>(info.si_pid));
+  }
   if (sig == SIGUSR1) {
     (void)node.value()->stop();
     std::fprintf(stderr, "sqraft node: stopped after a fatal error (see the log above); data kept in %s\n",
