@@ -322,6 +322,7 @@ void Session::done() {
     interrupt_pending_ = false;
     reply_empty();
   }
+  for (; owed_empties_ > 0; owed_empties_--) reply_empty();
   busy_ = false;
   while (!busy_ && !closing_ && !queued_.empty()) {
     Message m = std::move(queued_.front());
@@ -1054,7 +1055,9 @@ void Session::end_stream_done() {
 }
 
 void Session::handle_interrupt() {
-  // The stream ends once the batch in flight is handled; EMPTY follows.
+  // The stream ends once the batch in flight is handled; EMPTY follows,
+  // one for every INTERRUPT.
+  if (stream_rows_->interrupted) owed_empties_++;
   stream_rows_->interrupted = true;
 }
 

@@ -136,6 +136,7 @@ class Session {
   // Requests.
   bool busy_ = false;
   bool interrupt_pending_ = false;  // INTERRUPT came before the query's first batch
+  unsigned owed_empties_ = 0;       // further INTERRUPTs of an interrupted stream
   uint8_t current_type_ = 0;        // type of the request being handled
   std::deque<Message> queued_;
   uint64_t client_id_ = 0;

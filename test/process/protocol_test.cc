@@ -413,6 +413,30 @@ TEST_CASE("protocol: every INTERRUPT is answered with EMPTY, however late it arr
       REQUIRE(rows.value()->next(&row));
       CHECK(row.at(0).integer == 90);
     }
+    {  // Two INTERRUPTs in a row: two EMPTYs.
+      wire::BodyWriter q;
+      q.u64(db.value());
+      q.text("SELECT * FROM t");
+      q.params({}, 0);
+      REQUIRE(client.send_raw(message(wire::kQuerySql, q)).ok());
+      auto first = client.receive();
+      REQUIRE(first.ok());
+      REQUIRE(rows_marker(first->second) == wire::kRowsMore);
+      wire::BodyWriter intr;
+      intr.u64(db.value());
+      std::vector<uint8_t> two = message(wire::kInterrupt, intr);
+      const std::vector<uint8_t> again = two;
+      two.insert(two.end(), again.begin(), again.end());
+      REQUIRE(client.send_raw(two).ok());
+      int empties = 0;
+      for (int i = 0; i < 10 && empties < 2; i++) {
+        auto m = client.receive();
+        REQUIRE_MESSAGE(m.ok(), m.status().to_string());
+        if (m->first.type == wire::kEmpty) empties++;
+        else REQUIRE(m->first.type == wire::kRows);
+      }
+      CHECK(empties == 2);
+    }
     // INTERRUPT sent right behind the query, before any batch: the first
     // batch (of a long or a one-batch result) comes, then EMPTY.
     for (const char* sql : {"SELECT * FROM t", "SELECT count(*) FROM t"}) {
