@@ -26,6 +26,7 @@ struct Touches {
   bool writes_shared = false;  // or does something connection-wide
   bool reads_temp = false;
   bool reads_shared = false;
+  bool txn_control = false;  // BEGIN, SAVEPOINT, ...: belongs on the writer
   std::vector<std::string> unresolved;  // tables read for no column: schema not given
 };
 
@@ -45,6 +46,9 @@ int record_touches(void* arg, int action, const char* a1, const char*, const cha
       return SQLITE_OK;
     case SQLITE_TRANSACTION:
     case SQLITE_SAVEPOINT:
+      t->txn_control = true;
+      t->writes_shared = true;
+      return SQLITE_OK;
     case SQLITE_ATTACH:
     case SQLITE_DETACH:
     case SQLITE_PRAGMA:
@@ -902,7 +906,9 @@ void Session::classify_then_run(uint32_t db_id, std::string sql, std::vector<wir
         if (touches.writes_temp) it->second.has_temp = true;
         return run_on_reader(db_id, std::move(sql), std::move(params), query);
       }
-      if (readonly && !in_txn) return run_on_reader(db_id, std::move(sql), std::move(params), query);
+      if (readonly && !touches.txn_control && !in_txn) {
+        return run_on_reader(db_id, std::move(sql), std::move(params), query);
+      }
       run_on_writer(db_id, std::move(sql), std::move(params), query, false);
     });
   });
@@ -925,10 +931,8 @@ void Session::run_on_writer(uint32_t db_id, std::string sql, std::vector<wire::V
       auto it = dbs_.find(db_id);
       if (it != dbs_.end()) it->second.in_txn = rep.in_txn;
       if (!rep.status.ok()) {
-        reply_failure(rep.status);
         if (rep.status.is_not_leader() || rep.status.is_leadership_lost()) drop_db(db_id);
-        stream_rows_.reset();
-        return done();
+        return fail_stream(rep.status);
       }
       if (!query) {
         wire::BodyWriter w;
@@ -968,11 +972,7 @@ void Session::on_rows(uint32_t db_id, Result<std::vector<uint8_t>> batch, bool d
   (void)db_id;
   (void)on_writer;
   if (!job_finished()) return;
-  if (!batch.ok()) {
-    stream_rows_.reset();
-    reply_failure(batch.status());
-    return done();
-  }
+  if (!batch.ok()) return fail_stream(batch.status());
   if (done_rows) {
     send(std::move(batch).value());
     return end_stream_done();
@@ -990,11 +990,7 @@ void Session::next_rows() {
   if (closing_ || !stream_rows_) return;
   if (stream_rows_->interrupted) return end_stream_interrupted();
   const uint32_t db_id = stream_rows_->db;
-  if (dbs_.count(db_id) == 0) {
-    stream_rows_.reset();
-    reply_failure(SQLITE_NOTFOUND, "database closed during the query");
-    return done();
-  }
+  if (dbs_.count(db_id) == 0) return fail_stream(Status::NotFound("database closed during the query"));
   Db& d = dbs_.at(db_id);
   if (stream_rows_->on_writer) {
     DbWriter::Request req;
@@ -1008,18 +1004,14 @@ void Session::next_rows() {
         auto it = dbs_.find(db_id);
         if (it != dbs_.end()) it->second.in_txn = rep.in_txn;
         if (!rep.status.ok() || rep.rows.empty()) {
-          stream_rows_.reset();
-          reply_failure(rep.status.ok() ? Status::Internal("no rows") : rep.status);
-          return done();
+          return fail_stream(rep.status.ok() ? Status::Internal("no rows") : rep.status);
         }
         on_rows_from_writer(std::move(rep));
       });
     };
     if (!d.writer->submit(std::move(req))) {
       jobs_--;
-      stream_rows_.reset();
-      reply_failure(Status::Busy("database is locked: too many queued writes"));
-      done();
+      fail_stream(Status::Busy("database is locked: too many queued writes"));
     }
     return;
   }
@@ -1043,6 +1035,16 @@ void Session::on_rows_from_writer(DbWriter::Reply rep) {
   }
   if (stream_rows_ && stream_rows_->interrupted) return end_stream_interrupted();
   send(std::move(last), [this] { next_rows(); });
+}
+
+void Session::fail_stream(const Status& status) {
+  // The FAILURE ends the stream; an INTERRUPT sent during it is still owed
+  // its EMPTY.
+  const bool interrupted = stream_rows_ && stream_rows_->interrupted;
+  stream_rows_.reset();
+  reply_failure(status);
+  if (interrupted) reply_empty();
+  done();
 }
 
 void Session::end_stream_done() {

@@ -114,6 +114,7 @@ class Session {
   void on_rows_from_writer(DbWriter::Reply rep);
   void end_stream_interrupted();
   void end_stream_done();
+  void fail_stream(const Status& status);
   void drop_db(uint32_t db_id);
   void job_started() { jobs_++; }
   bool job_finished();  // false if the session is closing (and may be reaped)
