@@ -79,6 +79,9 @@ StmtKind classify_sql(std::string_view sql) {
   if (kw == "COMMIT" || kw == "END" || (kw == "ROLLBACK" && !rollback_to)) {
     return single_statement(sql) ? StmtKind::kEnd : StmtKind::kOther;
   }
+  // Savepoints open or end a transaction on the connection that runs them:
+  // always the writer, like BEGIN.
+  if (kw == "SAVEPOINT" || kw == "RELEASE" || rollback_to) return StmtKind::kWriteExclusive;
   if (!single_statement(sql)) return StmtKind::kOther;
   if (kw == "SELECT" || kw == "VALUES") return StmtKind::kRead;
   // CREATE may make a TEMP object (CREATE TEMP ..., CREATE TABLE temp.x),

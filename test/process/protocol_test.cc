@@ -634,3 +634,27 @@ TEST_CASE("protocol: nodes on socket files restart after a clean stop and after 
   check_healthy(c);
   for (unsigned i = 0; i < 3; i++) CHECK(c.stop(i).ok());
 }
+
+TEST_CASE("protocol: a SAVEPOINT outside BEGIN is a transaction on the writer") {
+  ProcessCluster c({});
+  REQUIRE(c.start_all().ok());
+  auto cl = c.leader_client();
+  REQUIRE(cl.ok());
+  auto db = cl.value()->open("sp");
+  REQUIRE(db.ok());
+  REQUIRE(cl.value()->exec(db.value(), "CREATE TABLE t(x)").ok());
+  REQUIRE(cl.value()->exec(db.value(), "SAVEPOINT s").ok());
+  REQUIRE(cl.value()->exec(db.value(), "INSERT INTO t VALUES (1)").ok());
+  auto seen = cl.value()->query(db.value(), "SELECT count(*) FROM t");  // its own write
+  REQUIRE_MESSAGE(seen.ok(), seen.status().to_string());
+  std::vector<wire::Value> row;
+  REQUIRE(seen.value()->next(&row));
+  CHECK(row.at(0).integer == 1);
+  REQUIRE(cl.value()->exec(db.value(), "ROLLBACK TO s").ok());
+  REQUIRE(cl.value()->exec(db.value(), "RELEASE s").ok());
+  auto after = cl.value()->query(db.value(), "SELECT count(*) FROM t");
+  REQUIRE(after.ok());
+  REQUIRE(after.value()->next(&row));
+  CHECK(row.at(0).integer == 0);  // the rollback undid it
+  for (unsigned i = 0; i < 3; i++) CHECK(c.stop(i).ok());
+}
