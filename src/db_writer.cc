@@ -8,20 +8,32 @@
 
 namespace sqraft {
 
-DbWriter::DbWriter(Vfs& vfs, std::string db, Options options)
-    : vfs_(vfs), db_(std::move(db)), options_(options) {
-  thread_ = std::thread([this] { run(); });
-}
+DbWriter::DbWriter(Vfs& vfs, std::string db, Options options, WriterPool& pool)
+    : vfs_(vfs), db_(std::move(db)), options_(options), pool_(pool) {}
 
 DbWriter::~DbWriter() { stop(); }
 
+void DbWriter::schedule_locked() {
+  if (scheduled_ || stopped_) return;
+  scheduled_ = true;
+  if (!pool_.run(this)) scheduled_ = false;  // the pool stopped: stop() cleans up
+}
+
+void DbWriter::schedule() {
+  std::lock_guard lk(mu_);
+  schedule_locked();
+}
+
+bool DbWriter::connection_open() const {
+  std::lock_guard lk(mu_);
+  return has_conn_;
+}
+
 bool DbWriter::submit(Request r) {
-  {
-    std::lock_guard lk(mu_);
-    if (stopping_ || queue_.size() >= options_.queue_max) return false;
-    queue_.push_back(Queued{std::move(r), Clock::now() + std::chrono::milliseconds(options_.queue_timeout_ms)});
-  }
-  cv_.notify_one();
+  std::lock_guard lk(mu_);
+  if (stopping_ || queue_.size() >= options_.queue_max) return false;
+  queue_.push_back(Queued{std::move(r), Clock::now() + std::chrono::milliseconds(options_.queue_timeout_ms)});
+  schedule_locked();
   return true;
 }
 
@@ -43,26 +55,40 @@ void DbWriter::release(uint64_t session) {
       r.kind = Kind::kRelease;
       queue_.push_front(Queued{std::move(r), Clock::time_point::max()});
     }
+    schedule_locked();
   }
-  cv_.notify_one();
   for (Queued& q : dropped) fail(q.r, Status::Error(SQLITE_ABORT, "client disconnected"));
 }
 
 void DbWriter::abort_owner(const Status& why) {
-  {
-    std::lock_guard lk(mu_);
-    pending_abort_ = why;
-  }
-  cv_.notify_one();
+  std::lock_guard lk(mu_);
+  pending_abort_ = why;
+  schedule_locked();
 }
 
 void DbWriter::stop() {
+  std::deque<Queued> left;
   {
-    std::lock_guard lk(mu_);
+    std::unique_lock lk(mu_);
+    if (stopped_) return;
     stopping_ = true;
+    idle_cv_.wait(lk, [&] { return !running_; });
+    stopped_ = true;
+    left.swap(queue_);
   }
-  cv_.notify_one();
-  if (thread_.joinable()) thread_.join();
+  for (Queued& q : left) fail(q.r, Status::LeadershipLost("leadership lost: node is shutting down"));
+  close_conn();
+}
+
+void DbWriter::close_conn() {
+  cursor_.reset();
+  if (conn_ != nullptr && !sqlite3_get_autocommit(conn_)) (void)exec_simple("ROLLBACK");
+  cache_.reset();
+  guard_.reset();
+  if (conn_ != nullptr) sqlite3_close_v2(conn_);
+  conn_ = nullptr;
+  std::lock_guard lk(mu_);
+  has_conn_ = false;
 }
 
 void DbWriter::fail(Request& r, const Status& s) {
@@ -82,8 +108,19 @@ bool DbWriter::ensure_conn(Status* error) {
   }
   conn_ = c.value();
   sqlite3_busy_timeout(conn_, int(options_.busy_timeout_ms));
+  guard_ = std::make_unique<SqlGuard>(conn_, options_.limits, options_.node_stopping);
   cache_ = std::make_unique<StmtCache>(conn_);
+  std::lock_guard lk(mu_);
+  has_conn_ = true;
   return true;
+}
+
+Result<ExecOutcome> DbWriter::exec_client(Request& r) {
+  if (!single_statement(r.sql)) return exec_script(conn_, r.sql, r.params);
+  Result<sqlite3_stmt*> stmt = cache_->get(r.sql);
+  if (!stmt.ok()) return stmt.status();
+  if (Status b = bind_params(stmt.value(), r.params); !b.ok()) return b;
+  return step_all(conn_, stmt.value());
 }
 
 Status DbWriter::exec_simple(const char* sql) {
@@ -111,19 +148,7 @@ DbWriter::Reply DbWriter::exec_in_owner_or_alone(Request& r) {
   Reply reply;
   switch (r.kind) {
     case Kind::kExec: {
-      Result<ExecOutcome> out = ExecOutcome{};
-      if (single_statement(r.sql)) {
-        Result<sqlite3_stmt*> stmt = cache_->get(r.sql);
-        if (!stmt.ok()) {
-          out = stmt.status();
-        } else if (Status b = bind_params(stmt.value(), r.params); !b.ok()) {
-          out = b;
-        } else {
-          out = step_all(conn_, stmt.value());
-        }
-      } else {
-        out = exec_script(conn_, r.sql, r.params);
-      }
+      Result<ExecOutcome> out = exec_client(r);
       if (out.ok()) reply.outcome = out.value();
       reply.status = out.status();
       break;
@@ -167,7 +192,8 @@ DbWriter::Reply DbWriter::exec_in_owner_or_alone(Request& r) {
           cursor_.reset();
           break;
         }
-        if (stream) break;
+        // Interrupted by its client: the session ends the stream.
+        if (stream || cursor_->interrupted()) break;
       }
       break;
     }
@@ -225,7 +251,9 @@ void DbWriter::run_one(Queued& q) {
                                                     : "no transaction is active"));
     return;
   }
+  guard_->arm(r.cancel);
   Reply reply = exec_in_owner_or_alone(r);
+  guard_->disarm();
   const bool in_txn = !sqlite3_get_autocommit(conn_);
   if (!in_txn) cursor_.reset();
   {
@@ -238,17 +266,19 @@ void DbWriter::run_one(Queued& q) {
 }
 
 void DbWriter::run_batch(std::vector<Queued>& batch) {
-  if (batch.size() == 1) {
-    run_one(batch[0]);
-    return;
-  }
+  // Plain write statements, even one alone, run inside BEGIN IMMEDIATE ...
+  // COMMIT with the guard armed for the statement only: a deadline or a
+  // vanished client can stop the statement, never its commit (whose outcome
+  // the client would then not know).
   Status error;
   if (!ensure_conn(&error)) {
     for (Queued& q : batch) fail(q.r, error);
     return;
   }
-  batches_++;
-  batched_statements_ += batch.size();
+  if (batch.size() > 1) {
+    batches_++;
+    batched_statements_ += batch.size();
+  }
   if (Status s = exec_simple("BEGIN IMMEDIATE"); !s.ok()) {
     for (Queued& q : batch) fail(q.r, s);
     return;
@@ -260,14 +290,9 @@ void DbWriter::run_batch(std::vector<Queued>& batch) {
     if (Status s = exec_simple("SAVEPOINT sqraft_stmt"); !s.ok()) {
       out = s;
     } else {
-      Result<sqlite3_stmt*> stmt = cache_->get(r.sql);
-      if (!stmt.ok()) {
-        out = stmt.status();
-      } else if (Status b = bind_params(stmt.value(), r.params); !b.ok()) {
-        out = b;
-      } else {
-        out = step_all(conn_, stmt.value());
-      }
+      guard_->arm(r.cancel);
+      out = exec_client(r);
+      guard_->disarm();
     }
     if (out.ok()) {
       replies[i].outcome = out.value();
@@ -296,88 +321,103 @@ void DbWriter::run_batch(std::vector<Queued>& batch) {
   }
 }
 
-void DbWriter::run() {
+void DbWriter::drain() {
   std::unique_lock lk(mu_);
-  for (;;) {
-    if (stopping_) break;
-    if (!pending_abort_.ok()) {
-      Status why = pending_abort_;
-      pending_abort_ = Status::Ok();
-      if (owner_ != 0) {
-        lk.unlock();
-        rollback_owner(why);
-        lk.lock();
-      }
-      continue;
-    }
-    const Clock::time_point now = Clock::now();
+  if (running_ || stopped_) return;
+  running_ = true;
+  while (!stopping_ && drain_one(lk)) {
+  }
+  running_ = false;
+  scheduled_ = false;
+  // Work that came while stopping is failed by stop().
+  lk.unlock();
+  idle_cv_.notify_all();
+}
+
+bool DbWriter::drain_one(std::unique_lock<std::mutex>& lk) {
+  if (!pending_abort_.ok()) {
+    Status why = pending_abort_;
+    pending_abort_ = Status::Ok();
     if (owner_ != 0) {
-      auto it = std::find_if(queue_.begin(), queue_.end(), [&](const Queued& q) { return q.r.session == owner_; });
-      if (it != queue_.end()) {
-        Queued q = std::move(*it);
-        queue_.erase(it);
-        lk.unlock();
-        run_one(q);
-        lk.lock();
-        continue;
-      }
-      if (now >= owner_deadline_) {
-        lk.unlock();
-        rollback_owner(Status::Error(SQLITE_ABORT, "idle for more than " + std::to_string(options_.txn_idle_timeout_ms) + " ms"));
-        lk.lock();
-        continue;
-      }
-      // Requests waiting behind the transaction give up after their timeout.
-      Clock::time_point wake = owner_deadline_;
-      std::vector<Queued> expired;
-      for (auto q = queue_.begin(); q != queue_.end();) {
-        if (q->deadline <= now) {
-          expired.push_back(std::move(*q));
-          q = queue_.erase(q);
-        } else {
-          wake = std::min(wake, q->deadline);
-          ++q;
-        }
-      }
-      if (!expired.empty()) {
-        lk.unlock();
-        for (Queued& q : expired) {
-          fail(q.r, Status::Busy("database is locked: another client's transaction held the writer for more than " +
-                                 std::to_string(options_.queue_timeout_ms) + " ms"));
-        }
-        lk.lock();
-        continue;
-      }
-      cv_.wait_until(lk, wake);
-      continue;
+      lk.unlock();
+      rollback_owner(why);
+      lk.lock();
     }
-    if (queue_.empty()) {
-      cv_.wait(lk);
-      continue;
+    return true;
+  }
+  const Clock::time_point now = Clock::now();
+  if (owner_ != 0) {
+    auto it = std::find_if(queue_.begin(), queue_.end(), [&](const Queued& q) { return q.r.session == owner_; });
+    if (it != queue_.end()) {
+      Queued q = std::move(*it);
+      queue_.erase(it);
+      lk.unlock();
+      run_one(q);
+      last_used_ = Clock::now();
+      lk.lock();
+      return true;
     }
-    std::vector<Queued> batch;
-    batch.push_back(std::move(queue_.front()));
-    queue_.pop_front();
-    if (batch[0].r.batchable) {
-      while (!queue_.empty() && queue_.front().r.batchable && batch.size() < options_.batch_max) {
-        batch.push_back(std::move(queue_.front()));
-        queue_.pop_front();
+    if (now >= owner_deadline_) {
+      lk.unlock();
+      rollback_owner(Status::Error(SQLITE_ABORT, "idle for more than " + std::to_string(options_.txn_idle_timeout_ms) + " ms"));
+      lk.lock();
+      return true;
+    }
+    // Requests waiting behind the transaction give up after their timeout.
+    Clock::time_point wake = owner_deadline_;
+    std::vector<Queued> expired;
+    for (auto q = queue_.begin(); q != queue_.end();) {
+      if (q->deadline <= now) {
+        expired.push_back(std::move(*q));
+        q = queue_.erase(q);
+      } else {
+        wake = std::min(wake, q->deadline);
+        ++q;
       }
+    }
+    if (!expired.empty()) {
+      lk.unlock();
+      for (Queued& q : expired) {
+        fail(q.r, Status::Busy("database is locked: another client's transaction held the writer for more than " +
+                               std::to_string(options_.queue_timeout_ms) + " ms"));
+      }
+      lk.lock();
+      return true;
+    }
+    pool_.wake_at(this, wake);  // the owner's next request schedules us sooner
+    return false;
+  }
+  if (queue_.empty()) {
+    if (!has_conn_) return false;
+    const Clock::time_point idle_at = last_used_ + std::chrono::milliseconds(options_.idle_close_ms);
+    if (now < idle_at) {
+      pool_.wake_at(this, idle_at);
+      return false;
     }
     lk.unlock();
-    run_batch(batch);
+    close_conn();
+    spdlog::debug("db '{}': the writer closed its idle connection", db_);
     lk.lock();
+    return true;
   }
-  // Stopping.
-  std::deque<Queued> left;
-  left.swap(queue_);
+  std::vector<Queued> batch;
+  batch.push_back(std::move(queue_.front()));
+  queue_.pop_front();
+  if (batch[0].r.batchable) {
+    while (!queue_.empty() && queue_.front().r.batchable && batch.size() < options_.batch_max) {
+      batch.push_back(std::move(queue_.front()));
+      queue_.pop_front();
+    }
+  }
   lk.unlock();
-  for (Queued& q : left) fail(q.r, Status::LeadershipLost("leadership lost: node is shutting down"));
-  cursor_.reset();
-  if (conn_ != nullptr && !sqlite3_get_autocommit(conn_)) (void)exec_simple("ROLLBACK");
-  cache_.reset();
-  if (conn_ != nullptr) sqlite3_close_v2(conn_);
-  conn_ = nullptr;
+  if (batch[0].r.batchable) {
+    run_batch(batch);
+  } else {
+    run_one(batch[0]);
+  }
+  last_used_ = Clock::now();
+  lk.lock();
+  return true;
 }
 
 }  // namespace sqraft

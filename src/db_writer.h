@@ -11,8 +11,18 @@
 // which rolls it back. Requests from other clients wait; one that waits
 // longer than the queue timeout fails with SQLITE_BUSY. The queue is bounded.
 //
-// Thread-safety: submit()/release()/abort_owner()/stop() from any thread.
-// Completion callbacks run on the writer's thread and must not block.
+// Threads: a writer has no thread of its own. When it has work it is
+// scheduled on the node's WriterPool, and drain() runs on one of the pool's
+// threads until nothing is runnable now; timeouts wake it through the pool.
+// A database left idle for Options::idle_close_ms closes its connection and
+// statement cache, so memory does not grow with the number of databases
+// ever written.
+//
+// Every client statement runs under the connection's SqlGuard: its deadline
+// and step budget, and its client's cancel flag (Request::cancel), stop it.
+//
+// Thread-safety: submit()/release()/abort_owner()/schedule()/stop() from any
+// thread. Completion callbacks run on a pool thread and must not block.
 #pragma once
 
 #include <sqlite3.h>
@@ -28,9 +38,11 @@
 #include <thread>
 #include <vector>
 
+#include "sql_guard.h"
 #include "statement.h"
 #include "status.h"
 #include "wire.h"
+#include "writer_pool.h"
 
 namespace sqraft {
 
@@ -45,6 +57,9 @@ class DbWriter {
     unsigned txn_idle_timeout_ms = 30000;
     unsigned busy_timeout_ms = 10000;  // SQLite busy handler (checkpoints)
     size_t rows_batch_bytes = 64 * 1024;
+    unsigned idle_close_ms = 10000;    // close the connection after this long unused
+    SqlLimits limits;
+    const std::atomic<bool>* node_stopping = nullptr;  // stops every client statement
   };
 
   struct Reply {
@@ -73,10 +88,13 @@ class DbWriter {
     std::vector<wire::Value> params;
     bool batchable = false;    // one plain write statement: may join a group commit
     bool expect_owner = false; // the client believes it is in a transaction here
+    // The client's cancel flag (a StopReason; may be null): the statement
+    // stops when it becomes non-zero. Must outlive the request's completion.
+    const std::atomic<uint8_t>* cancel = nullptr;
     Done done;
   };
 
-  DbWriter(Vfs& vfs, std::string db, Options options);
+  DbWriter(Vfs& vfs, std::string db, Options options, WriterPool& pool);
   ~DbWriter();  // stop()
   DbWriter(const DbWriter&) = delete;
   DbWriter& operator=(const DbWriter&) = delete;
@@ -88,9 +106,18 @@ class DbWriter {
   void release(uint64_t session);
   // Roll back whatever transaction is open (leadership was lost).
   void abort_owner(const Status& why);
+  // Fails what is queued, rolls back, closes the connection; waits for a
+  // drain() in progress to end. Idempotent.
   void stop();
 
+  // Makes sure drain() runs soon (the pool's timer calls this).
+  void schedule();
+  // Runs what can run now, then returns (a pool thread).
+  void drain();
+
   const std::string& db() const { return db_; }
+  // True while the writer holds an open SQLite connection (idle ones close).
+  bool connection_open() const;
   // Statistics.
   uint64_t batches() const { return batches_; }
   uint64_t batched_statements() const { return batched_statements_; }
@@ -102,8 +129,13 @@ class DbWriter {
     Clock::time_point deadline;
   };
 
-  void run();
+  // REQUIRES: mu_ held.
+  void schedule_locked();
+  // One thing to do now, under `lk`; false when there is nothing.
+  bool drain_one(std::unique_lock<std::mutex>& lk);
+  void close_conn();
   bool ensure_conn(Status* error);
+  Result<ExecOutcome> exec_client(Request& r);
   void run_batch(std::vector<Queued>& batch);
   void run_one(Queued& q);
   Reply exec_in_owner_or_alone(Request& r);
@@ -111,25 +143,35 @@ class DbWriter {
   Status exec_simple(const char* sql);
   void fail(Request& r, const Status& s);
 
+  // Constant after construction.
   Vfs& vfs_;
   const std::string db_;
   const Options options_;
+  WriterPool& pool_;
+
+  // The drain() in progress only (one at a time, see running_).
   sqlite3* conn_ = nullptr;
+  std::unique_ptr<SqlGuard> guard_;
   std::unique_ptr<StmtCache> cache_;
   std::unique_ptr<RowCursor> cursor_;  // the owner's open query
   std::string cursor_sql_;
+  Clock::time_point last_used_;
 
-  std::mutex mu_;
-  std::condition_variable cv_;
+  // State below is protected by mu_.
+  mutable std::mutex mu_;
+  std::condition_variable idle_cv_;   // running_ became false
   std::deque<Queued> queue_;
   uint64_t owner_ = 0;                // session owning an open transaction
   Clock::time_point owner_deadline_;  // idle timeout of the owner
   std::vector<uint64_t> aborted_;     // sessions whose transaction we rolled back
-  Status pending_abort_;              // abort_owner() reason, handled by the thread
+  Status pending_abort_;              // abort_owner() reason, handled by drain()
+  bool scheduled_ = false;            // handed to the pool, or draining
+  bool running_ = false;              // drain() is running
   bool stopping_ = false;
-  std::thread thread_;
-  uint64_t batches_ = 0;
-  uint64_t batched_statements_ = 0;
+  bool stopped_ = false;
+  bool has_conn_ = false;             // conn_ != nullptr, readable from any thread
+  std::atomic<uint64_t> batches_{0};
+  std::atomic<uint64_t> batched_statements_{0};
 };
 
 }  // namespace sqraft

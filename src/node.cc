@@ -87,9 +87,21 @@ DbWriter& NodeImpl::writer(const std::string& db) {
     o.batch_max = options_.write_batch_max;
     o.queue_timeout_ms = options_.write_queue_timeout_ms;
     o.txn_idle_timeout_ms = options_.txn_idle_timeout_ms;
-    w = std::make_unique<DbWriter>(vfs(), db, o);
+    o.idle_close_ms = options_.db_idle_close_ms;
+    o.limits = options_.sql;
+    o.node_stopping = &sql_stopping_;
+    w = std::make_unique<DbWriter>(vfs(), db, o, *writer_pool_);
   }
   return *w;
+}
+
+Status NodeImpl::may_open(const std::string& db) {
+  if (writers_.count(db) != 0 || vfs().find(db) != nullptr) return Status::Ok();
+  const size_t have = std::max(writers_.size(), vfs().count());
+  if (have < options_.max_databases) return Status::Ok();
+  return Status::Error(SQLITE_CANTOPEN, "cannot create database '" + db + "': the node holds " + std::to_string(have) +
+                                            " databases (limit " + std::to_string(options_.max_databases) +
+                                            ", --max-databases)");
 }
 
 void NodeImpl::reap(Session* s) {
@@ -227,6 +239,7 @@ Status NodeImpl::start() {
     return s;
   }
   readers_ = std::make_unique<ThreadPool>(std::max(1u, options_.read_threads));
+  writer_pool_ = std::make_unique<WriterPool>(std::max(1u, options_.write_threads));
   uv_async_init(&loop_, &async_, [](uv_async_t* a) {
     auto* self = static_cast<NodeImpl*>(a->data);
     std::vector<std::function<void()>> fns;
@@ -323,6 +336,7 @@ void NodeImpl::on_poll() {
 
 void NodeImpl::begin_shutdown() {
   shutting_down_ = true;
+  sql_stopping_ = true;
   if (listener_) {
     close_stream(listener_);
     listener_ = nullptr;
@@ -346,6 +360,7 @@ Status NodeImpl::stop() {
     state_ = State::kStopped;
   }
   raft_.data = this;
+  sql_stopping_ = true;  // whatever SQL runs stops within a few thousand VM steps
   {
     // The loop may already be gone if the node stopped itself (on_fatal).
     std::lock_guard lk(post_mu_);
@@ -356,6 +371,7 @@ Status NodeImpl::stop() {
   // The loop is gone: finish what its threads still run, then free.
   for (auto& [name, w] : writers_) w->stop();
   readers_->stop();
+  writer_pool_->stop();
   sessions_.clear();
   writers_.clear();
   raft_uv_close(&io_);

@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "raft_api.h"
+#include "sql_guard.h"
 #include "status.h"
 
 namespace sqraft {
@@ -53,6 +54,15 @@ struct NodeOptions {
   size_t max_message_bytes = size_t{64} << 20;  // larger requests are refused
   unsigned max_connections = 4096;
   unsigned read_threads = 4;
+  // Threads that run the writers of all databases (a bounded pool, not a
+  // thread per database).
+  unsigned write_threads = 4;
+  // A database's writer closes its SQLite connection after this long unused.
+  unsigned db_idle_close_ms = 10000;
+  // Databases a node holds; OPEN of a new one beyond it fails.
+  unsigned max_databases = 10000;
+  // Time, step and size limits on every client statement.
+  SqlLimits sql;
   unsigned write_queue_max = 10000;
   unsigned write_batch_max = 512;
   unsigned write_queue_timeout_ms = 10000;

@@ -18,6 +18,7 @@
 #include "replica.h"
 #include "thread_pool.h"
 #include "transport.h"
+#include "writer_pool.h"
 
 namespace sqraft {
 
@@ -37,7 +38,13 @@ class NodeImpl {
   Replica& replica() { return *replica_; }
   Vfs& vfs() { return replica_->vfs(); }
   ThreadPool& readers() { return *readers_; }
+  // The writer of `db`, created on first use (the caller has checked the
+  // database may exist: see may_open()).
   DbWriter& writer(const std::string& db);
+  // OK if `db` exists or one more database is within max_databases.
+  Status may_open(const std::string& db);
+  // Set when the node begins to stop: every client statement stops.
+  const std::atomic<bool>* sql_stopping() const { return &sql_stopping_; }
   Transport& transport() { return *transport_; }
   const NodeOptions& options() const { return options_; }
   uint64_t failure_domain() const { return failure_domain_.load(); }
@@ -80,7 +87,9 @@ class NodeImpl {
   uv_stream_t* listener_ = nullptr;
   std::string socket_file_;  // a unix socket path we listen on (removed on stop)
   std::unique_ptr<ThreadPool> readers_;
+  std::unique_ptr<WriterPool> writer_pool_;
   std::map<std::string, std::unique_ptr<DbWriter>> writers_;
+  std::atomic<bool> sql_stopping_{false};
   std::map<uint64_t, std::unique_ptr<Session>> sessions_;
   uint64_t next_session_ = 1;
   std::vector<uint64_t> parked_;  // sessions waiting for this leader to be ready

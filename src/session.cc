@@ -18,67 +18,6 @@ namespace {
 constexpr size_t kReadChunk = 64 * 1024;
 constexpr size_t kRowsBatchBytes = 64 * 1024;
 
-// What a statement touches, learned from SQLite's authorizer while preparing
-// it: TEMP objects belong to the client's own connection, everything else to
-// the shared (replicated) database.
-struct Touches {
-  bool writes_temp = false;
-  bool writes_shared = false;  // or does something connection-wide
-  bool reads_temp = false;
-  bool reads_shared = false;
-  bool txn_control = false;  // BEGIN, SAVEPOINT, ...: belongs on the writer
-  std::vector<std::string> unresolved;  // tables read for no column: schema not given
-};
-
-int record_touches(void* arg, int action, const char* a1, const char*, const char* db, const char*) {
-  auto* t = static_cast<Touches*>(arg);
-  switch (action) {
-    case SQLITE_SELECT:
-    case SQLITE_FUNCTION:
-    case SQLITE_RECURSIVE:
-      return SQLITE_OK;
-    case SQLITE_READ:
-      if (db == nullptr) {
-        if (a1 != nullptr) t->unresolved.emplace_back(a1);
-      } else {
-        (std::strcmp(db, "temp") == 0 ? t->reads_temp : t->reads_shared) = true;
-      }
-      return SQLITE_OK;
-    case SQLITE_TRANSACTION:
-    case SQLITE_SAVEPOINT:
-      t->txn_control = true;
-      t->writes_shared = true;
-      return SQLITE_OK;
-    case SQLITE_ATTACH:
-    case SQLITE_DETACH:
-    case SQLITE_PRAGMA:
-    case SQLITE_ANALYZE:
-    case SQLITE_REINDEX:
-    case SQLITE_CREATE_VTABLE:
-    case SQLITE_DROP_VTABLE:
-      t->writes_shared = true;
-      return SQLITE_OK;
-    case SQLITE_ALTER_TABLE:
-      db = a1;  // the schema is the first argument here
-      break;
-    default:
-      break;
-  }
-  if (db != nullptr) (std::strcmp(db, "temp") == 0 ? t->writes_temp : t->writes_shared) = true;
-  return SQLITE_OK;
-}
-
-// Tables read without naming a column come without a schema: the name
-// resolves to the TEMP table if this connection has one.
-void resolve_touches(sqlite3* conn, Touches* t) {
-  for (const std::string& table : t->unresolved) {
-    const bool temp =
-        sqlite3_table_column_metadata(conn, "temp", table.c_str(), nullptr, nullptr, nullptr, nullptr, nullptr,
-                                      nullptr) == SQLITE_OK;
-    (temp ? t->reads_temp : t->reads_shared) = true;
-  }
-  t->unresolved.clear();
-}
 constexpr size_t kMaxQueued = 64;
 constexpr int kReaderBusyTimeoutMs = 5000;
 constexpr size_t kMaxDbs = 16;
@@ -123,14 +62,15 @@ Session::Session(NodeImpl& node, uint64_t id, uv_stream_t* stream) : node_(node)
 
 Session::~Session() {
   stream_rows_.reset();
-  for (auto& [id, d] : dbs_) {
-    d.cache.reset();
-    if (d.conn) sqlite3_close_v2(d.conn);
-  }
-  for (auto& d : graveyard_) {
-    d.cache.reset();
-    if (d.conn) sqlite3_close_v2(d.conn);
-  }
+  for (auto& [id, d] : dbs_) close_db(d);
+  for (auto& d : graveyard_) close_db(d);
+}
+
+void Session::close_db(Db& d) {
+  d.cache.reset();
+  d.guard.reset();
+  if (d.conn) sqlite3_close_v2(d.conn);
+  d.conn = nullptr;
 }
 
 void Session::start() {
@@ -141,6 +81,7 @@ void Session::start() {
 void Session::close(const std::string& why) {
   if (closing_) return;
   closing_ = true;
+  cancel_ = uint8_t(StopReason::kClientGone);  // stops this client's SQL wherever it runs
   spdlog::debug("session {}: closing: {}", id_, why);
   for (auto& [id, d] : dbs_) {
     if (d.writer) d.writer->release(id_);
@@ -304,8 +245,10 @@ void Session::dispatch(Message m) {
       return;
     }
     if (busy_ && (current_type_ == wire::kQuery || current_type_ == wire::kQuerySql) && !interrupt_pending_) {
-      // The query's first batch is not out yet: it goes out, then EMPTY.
+      // The query's first batch is not out yet: the query stops; the rows
+      // it made so far go out, then EMPTY.
       interrupt_pending_ = true;
+      cancel_ = uint8_t(StopReason::kClientInterrupt);
       return;
     }
   }
@@ -315,6 +258,15 @@ void Session::dispatch(Message m) {
       close("too many pipelined requests");
       return;
     }
+    // Bytes in flight: what waits here, besides the request running, stays
+    // within one maximum message.
+    if (queued_bytes_ + m.body.size() > node_.options().max_message_bytes) {
+      spdlog::warn("session {}: more than {} bytes of requests pipelined; closing", id_,
+                   node_.options().max_message_bytes);
+      close("too many pipelined bytes");
+      return;
+    }
+    queued_bytes_ += m.body.size();
     queued_.push_back(std::move(m));
     return;
   }
@@ -328,9 +280,11 @@ void Session::done() {
   }
   for (; owed_empties_ > 0; owed_empties_--) reply_empty();
   busy_ = false;
+  if (!closing_) cancel_ = uint8_t(StopReason::kNone);  // no SQL of the request runs any more
   while (!busy_ && !closing_ && !queued_.empty()) {
     Message m = std::move(queued_.front());
     queued_.pop_front();
+    queued_bytes_ -= m.body.size();
     handle(m);
   }
 }
@@ -577,6 +531,10 @@ void Session::handle_open(wire::BodyReader& r) {
     reply_failure(SQLITE_CANTOPEN, "too many databases open on this connection (limit " + std::to_string(kMaxDbs) + ")");
     return done();
   }
+  if (Status s = node_.may_open(name); !s.ok()) {
+    reply_failure(s);
+    return done();
+  }
   job_started();
   Vfs* vfs = &node_.vfs();
   const bool submitted = node_.readers().submit([this, vfs, name] {
@@ -595,6 +553,7 @@ void Session::handle_open(wire::BodyReader& r) {
           Db& d = dbs_[id];
           d.name = name;
           d.conn = conn.value();
+          d.guard = std::make_unique<SqlGuard>(d.conn, node_.options().sql, node_.sql_stopping());
           d.cache = std::make_unique<StmtCache>(d.conn);
           d.writer = &node_.writer(name);
           wire::BodyWriter w;
@@ -740,41 +699,29 @@ void Session::handle_sql(uint32_t db_id, std::string sql, std::vector<wire::Valu
   }
 }
 
-namespace {
-// A read tried on the loop thread may run this many SQLite VM steps (checked
-// every kInlineStepsPerCheck) and this long before it is handed to the
-// reader pool.
-constexpr int kInlineStepsPerCheck = 500;
-constexpr int kInlineChecks = 20;
-constexpr auto kInlineTime = std::chrono::milliseconds(2);
-
-struct InlineBudget {
-  int left = kInlineChecks;
-  std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::now() + kInlineTime;
-  bool exceeded = false;
-};
-
-int inline_budget(void* arg) {
-  auto* b = static_cast<InlineBudget*>(arg);
-  b->exceeded = b->exceeded || --b->left < 0 || std::chrono::steady_clock::now() > b->deadline;
-  return b->exceeded ? 1 : 0;  // non-zero interrupts the statement
-}
-}  // namespace
-
 bool Session::try_read_inline(uint32_t db_id, const std::string& sql, const std::vector<wire::Value>& params) {
   Db& d = dbs_.at(db_id);
+  // Only statements already run once on the pool and found to have a
+  // bounded cost per step (bounded_cost()); the rest always run there.
+  if (d.cache->bounded(sql) != std::optional<bool>(true)) return false;
   Result<sqlite3_stmt*> stmt = d.cache->get(sql);
   if (!stmt.ok() || !bind_params(stmt.value(), params).ok()) return false;  // the pool path reports it
-  InlineBudget budget;
-  sqlite3_progress_handler(d.conn, kInlineStepsPerCheck, inline_budget, &budget);
-  sqlite3_busy_timeout(d.conn, 0);  // never wait for a lock on the loop thread
+  // The loop thread runs Raft: a read may run here only under a budget that
+  // bounds it before it starts (a few thousand VM steps, 2 ms, values of at
+  // most 256 KiB so that no single step is long) and never waits for a lock.
+  d.guard->arm_inline(&cancel_);
+  sqlite3_busy_timeout(d.conn, 0);
   auto cursor = std::make_unique<RowCursor>(stmt.value());
   bool done_rows = false;
   Result<std::vector<uint8_t>> batch = cursor->next_batch(d.conn, kRowsBatchBytes, &done_rows);
-  sqlite3_progress_handler(d.conn, 0, nullptr, nullptr);
+  const bool over_budget = d.guard->reason() == StopReason::kInlineBudget;
+  d.guard->disarm();
   sqlite3_busy_timeout(d.conn, kReaderBusyTimeoutMs);
-  // Too long or blocked: the cursor's reset undoes it; run it again on the pool.
-  if (budget.exceeded || (!batch.ok() && batch.status().is_busy())) return false;
+  // Too long, too big or blocked: the cursor's reset undoes it; run it again
+  // on the pool.
+  if (over_budget || (!batch.ok() && (batch.status().is_busy() || (batch.status().code() & 0xff) == SQLITE_TOOBIG))) {
+    return false;
+  }
   job_started();
   if (!done_rows && batch.ok()) {
     stream_rows_.emplace();
@@ -793,19 +740,25 @@ void Session::run_on_reader(uint32_t db_id, std::string sql, std::vector<wire::V
   Db& d = dbs_.at(db_id);
   sqlite3* conn = d.conn;
   StmtCache* cache = d.cache.get();
+  SqlGuard* guard = d.guard.get();
   job_started();
-  node_.readers().submit([this, db_id, conn, cache, sql = std::move(sql), params = std::move(params), query] {
+  node_.readers().submit([this, db_id, conn, cache, guard, sql = std::move(sql), params = std::move(params), query] {
+    guard->arm(&cancel_);
     if (query) {
       Result<sqlite3_stmt*> stmt = cache->get(sql);
       Status st = stmt.status();
       if (st.ok()) st = bind_params(stmt.value(), params);
       if (!st.ok()) {
+        guard->disarm();
         node_.post([this, db_id, st] { on_rows(db_id, st, true, false); });
         return;
       }
       auto cursor = std::make_shared<RowCursor>(stmt.value());
       bool done_rows = false;
       Result<std::vector<uint8_t>> batch = cursor->next_batch(conn, kRowsBatchBytes, &done_rows);
+      guard->disarm();
+      // Whether later runs may be answered on the loop thread.
+      if (done_rows) cache->learn_cost(sql);
       node_.post([this, db_id, cursor, batch = std::move(batch), done_rows]() mutable {
         if (!done_rows && !closing_) {
           stream_rows_.emplace();
@@ -829,6 +782,7 @@ void Session::run_on_reader(uint32_t db_id, std::string sql, std::vector<wire::V
     } else {
       out = exec_script(conn, sql, params);
     }
+    guard->disarm();
     node_.post([this, out = std::move(out)]() {
       if (!job_finished()) return;
       if (!out.ok()) {
@@ -847,8 +801,9 @@ void Session::run_on_reader(uint32_t db_id, std::string sql, std::vector<wire::V
 void Session::classify_then_run(uint32_t db_id, std::string sql, std::vector<wire::Value> params, bool query) {
   Db& d = dbs_.at(db_id);
   sqlite3* conn = d.conn;
+  SqlGuard* guard = d.guard.get();
   job_started();
-  node_.readers().submit([this, db_id, conn, sql = std::move(sql), params = std::move(params), query]() mutable {
+  node_.readers().submit([this, db_id, conn, guard, sql = std::move(sql), params = std::move(params), query]() mutable {
     // Prepare every statement: reads of the shared database and anything
     // that only touches this client's TEMP objects stay on its connection,
     // the rest goes to the writer.
@@ -857,7 +812,7 @@ void Session::classify_then_run(uint32_t db_id, std::string sql, std::vector<wir
     Status st;
     const char* tail = sql.c_str();
     const char* end = tail + sql.size();
-    sqlite3_set_authorizer(conn, record_touches, &touches);
+    guard->record(&touches);
     while (tail < end && st.ok()) {
       sqlite3_stmt* stmt = nullptr;
       int rc = sqlite3_prepare_v2(conn, tail, int(end - tail), &stmt, &tail);
@@ -875,8 +830,8 @@ void Session::classify_then_run(uint32_t db_id, std::string sql, std::vector<wir
       }
       sqlite3_finalize(stmt);
     }
-    sqlite3_set_authorizer(conn, nullptr, nullptr);
-    resolve_touches(conn, &touches);
+    guard->record(nullptr);
+    touches.resolve(conn);
     node_.post([this, db_id, sql = std::move(sql), params = std::move(params), query, readonly,
                 touches = std::move(touches)]() mutable {
       if (!job_finished()) return;
@@ -924,6 +879,7 @@ void Session::run_on_writer(uint32_t db_id, std::string sql, std::vector<wire::V
   req.params = std::move(params);
   req.batchable = batchable;
   req.expect_owner = d.in_txn;
+  req.cancel = &cancel_;
   job_started();
   req.done = [this, db_id, query](DbWriter::Reply rep) {
     node_.post([this, db_id, query, rep = std::move(rep)]() mutable {
@@ -932,6 +888,10 @@ void Session::run_on_writer(uint32_t db_id, std::string sql, std::vector<wire::V
       if (it != dbs_.end()) it->second.in_txn = rep.in_txn;
       if (!rep.status.ok()) {
         if (rep.status.is_not_leader() || rep.status.is_leadership_lost()) drop_db(db_id);
+        if (query && stopped_by_interrupt(rep.status)) {
+          interrupt_pending_ = false;
+          return end_stream_interrupted();
+        }
         return fail_stream(rep.status);
       }
       if (!query) {
@@ -972,7 +932,13 @@ void Session::on_rows(uint32_t db_id, Result<std::vector<uint8_t>> batch, bool d
   (void)db_id;
   (void)on_writer;
   if (!job_finished()) return;
-  if (!batch.ok()) return fail_stream(batch.status());
+  if (!batch.ok()) {
+    if (stopped_by_interrupt(batch.status())) {
+      interrupt_pending_ = false;
+      return end_stream_interrupted();
+    }
+    return fail_stream(batch.status());
+  }
   if (done_rows) {
     send(std::move(batch).value());
     return end_stream_done();
@@ -997,12 +963,14 @@ void Session::next_rows() {
     req.session = id_;
     req.kind = DbWriter::Kind::kNextRows;
     req.expect_owner = true;
+    req.cancel = &cancel_;
     job_started();
     req.done = [this, db_id](DbWriter::Reply rep) {
       node_.post([this, db_id, rep = std::move(rep)]() mutable {
         if (!job_finished()) return;
         auto it = dbs_.find(db_id);
         if (it != dbs_.end()) it->second.in_txn = rep.in_txn;
+        if (stopped_by_interrupt(rep.status)) return end_stream_interrupted();
         if (!rep.status.ok() || rep.rows.empty()) {
           return fail_stream(rep.status.ok() ? Status::Internal("no rows") : rep.status);
         }
@@ -1017,10 +985,13 @@ void Session::next_rows() {
   }
   RowCursor* cursor = stream_rows_->cursor.get();
   sqlite3* conn = d.conn;
+  SqlGuard* guard = d.guard.get();
   job_started();
-  node_.readers().submit([this, db_id, cursor, conn] {
+  node_.readers().submit([this, db_id, cursor, conn, guard] {
+    guard->arm(&cancel_);
     bool done_rows = false;
     Result<std::vector<uint8_t>> batch = cursor->next_batch(conn, kRowsBatchBytes, &done_rows);
+    guard->disarm();
     node_.post([this, db_id, batch = std::move(batch), done_rows]() mutable {
       on_rows(db_id, std::move(batch), done_rows, false);
     });
@@ -1057,10 +1028,15 @@ void Session::end_stream_done() {
 }
 
 void Session::handle_interrupt() {
-  // The stream ends once the batch in flight is handled; EMPTY follows,
-  // one for every INTERRUPT.
+  // The stream ends once the batch in flight is handled (the guard stops
+  // it early); EMPTY follows, one for every INTERRUPT.
   if (stream_rows_->interrupted) owed_empties_++;
   stream_rows_->interrupted = true;
+  cancel_ = uint8_t(StopReason::kClientInterrupt);
+}
+
+bool Session::stopped_by_interrupt(const Status& s) const {
+  return (s.code() & 0xff) == SQLITE_INTERRUPT && cancel_.load() == uint8_t(StopReason::kClientInterrupt);
 }
 
 void Session::end_stream_interrupted() {

@@ -17,6 +17,7 @@
 
 #include <uv.h>
 
+#include <atomic>
 #include <chrono>
 #include <deque>
 #include <functional>
@@ -27,6 +28,7 @@
 #include <vector>
 
 #include "db_writer.h"
+#include "sql_guard.h"
 #include "statement.h"
 #include "wire.h"
 
@@ -55,6 +57,7 @@ class Session {
   struct Db {
     std::string name;
     sqlite3* conn = nullptr;  // this client's reader connection
+    std::unique_ptr<SqlGuard> guard;  // its policy and statement budget
     std::unique_ptr<StmtCache> cache;
     DbWriter* writer = nullptr;
     bool in_txn = false;      // the client owns the database's writer
@@ -116,6 +119,9 @@ class Session {
   void end_stream_done();
   void fail_stream(const Status& status);
   void drop_db(uint32_t db_id);
+  static void close_db(Db& d);
+  // True if `s` is a statement stopped because this client sent INTERRUPT.
+  bool stopped_by_interrupt(const Status& s) const;
   void job_started() { jobs_++; }
   bool job_finished();  // false if the session is closing (and may be reaped)
 
@@ -125,6 +131,10 @@ class Session {
   bool closing_ = false;
   bool stream_closed_ = false;
   int jobs_ = 0;
+  // Read by this client's running SQL (reader pool, writer) through its
+  // guard: a StopReason, set on INTERRUPT of a query and on close, cleared
+  // when the next request starts. The jobs reading it keep the session alive.
+  std::atomic<uint8_t> cancel_{0};
 
   // Reading.
   enum class Phase { kHandshake, kFirstHeader, kFirstBody, kClient };
@@ -140,6 +150,7 @@ class Session {
   unsigned owed_empties_ = 0;       // further INTERRUPTs of an interrupted stream
   uint8_t current_type_ = 0;        // type of the request being handled
   std::deque<Message> queued_;
+  size_t queued_bytes_ = 0;  // bodies in queued_
   uint64_t client_id_ = 0;
   std::map<uint32_t, Db> dbs_;
   std::vector<Db> graveyard_;  // dropped databases whose connections jobs may still hold

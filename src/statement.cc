@@ -5,6 +5,8 @@
 #include <cctype>
 #include <cstring>
 
+#include "sql_guard.h"
+
 namespace sqraft {
 
 namespace {
@@ -105,10 +107,18 @@ void StmtCache::clear() {
 
 Result<sqlite3_stmt*> StmtCache::get(const std::string& sql) {
   if (auto it = entries_.find(sql); it != entries_.end()) {
-    lru_.splice(lru_.begin(), lru_, it->second.pos);
-    sqlite3_reset(it->second.stmt);
-    sqlite3_clear_bindings(it->second.stmt);
-    return it->second.stmt;
+    if (sqlite3_stmt_isexplain(it->second.stmt) == 0) {
+      lru_.splice(lru_.begin(), lru_, it->second.pos);
+      sqlite3_reset(it->second.stmt);
+      sqlite3_clear_bindings(it->second.stmt);
+      return it->second.stmt;
+    }
+    // SQLite does not check an EXPLAIN statement against schema changes: a
+    // cached one may still point at a dropped table's freed memory. Prepare
+    // it afresh every time.
+    sqlite3_finalize(it->second.stmt);
+    lru_.erase(it->second.pos);
+    entries_.erase(it);
   }
   sqlite3_stmt* stmt = nullptr;
   const char* tail = nullptr;
@@ -124,7 +134,7 @@ Result<sqlite3_stmt*> StmtCache::get(const std::string& sql) {
     }
   }
   lru_.push_front(sql);
-  entries_[sql] = Entry{stmt, lru_.begin()};
+  entries_[sql] = Entry{stmt, lru_.begin(), std::nullopt};
   while (entries_.size() > capacity_) {
     const std::string& victim = lru_.back();
     auto it = entries_.find(victim);
@@ -135,6 +145,79 @@ Result<sqlite3_stmt*> StmtCache::get(const std::string& sql) {
   return stmt;
 }
 
+std::optional<bool> StmtCache::bounded(const std::string& sql) const {
+  auto it = entries_.find(sql);
+  if (it == entries_.end()) return std::nullopt;
+  return it->second.bounded;
+}
+
+void StmtCache::learn_cost(const std::string& sql) {
+  auto it = entries_.find(sql);
+  if (it == entries_.end() || it->second.bounded.has_value()) return;
+  it->second.bounded = sqlite3_stmt_isexplain(it->second.stmt) == 0 && bounded_cost(conn_, sql);
+}
+
+namespace {
+
+// Functions whose cost is linear in their arguments (which the inline
+// value limit keeps small) or constant.
+bool linear_function(std::string_view name) {
+  static const char* const kLinear[] = {
+      "abs",    "avg",       "changes", "char",   "count",  "date",     "datetime", "hex",     "ifnull",
+      "julianday", "last_insert_rowid", "length", "lower", "ltrim", "max", "min", "nullif", "quote",
+      "random", "round",     "rtrim",   "sign",   "strftime", "substr", "substring", "sum", "time",
+      "total",  "trim",      "typeof",  "unicode", "unixepoch", "upper", "zeroblob", "coalesce", "iif",
+      "sqlite_version", "total_changes", "octet_length",
+  };
+  for (const char* f : kLinear) {
+    if (name == f) return true;
+  }
+  return false;
+}
+
+bool bounded_opcode(std::string_view op, std::string_view p4) {
+  static const char* const kUnbounded[] = {
+      "Count",     // counts a whole b-tree in one step
+      "IntegrityCk", "VOpen", "VFilter", "VNext", "VColumn", "VUpdate", "VBegin", "VCreate", "VDestroy",
+      "VCheck",    "VInitIn", "Program", "ParseSchema", "Vacuum", "SqlExec",
+  };
+  for (const char* u : kUnbounded) {
+    if (op == u) return false;
+  }
+  if (op == "Function" || op == "PureFunc" || op == "AggStep" || op == "AggStep1" || op == "AggValue" ||
+      op == "AggInverse" || op == "AggFinal") {
+    // P4 is "name(nargs)".
+    const size_t paren = p4.find('(');
+    std::string name(p4.substr(0, paren));
+    for (char& c : name) c = char(std::tolower(static_cast<unsigned char>(c)));
+    return linear_function(name);
+  }
+  return true;
+}
+
+}  // namespace
+
+bool bounded_cost(sqlite3* conn, const std::string& sql) {
+  if (sql.size() > kBoundedSqlBytesMax) return false;
+  const std::string explain = "EXPLAIN " + sql;
+  sqlite3_stmt* stmt = nullptr;
+  if (sqlite3_prepare_v2(conn, explain.c_str(), int(explain.size()), &stmt, nullptr) != SQLITE_OK || stmt == nullptr) {
+    sqlite3_finalize(stmt);
+    return false;
+  }
+  bool bounded = true;
+  int rc;
+  while (bounded && (rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+    // EXPLAIN's columns: addr, opcode, p1, p2, p3, p4, p5, comment.
+    const auto* op = reinterpret_cast<const char*>(sqlite3_column_text(stmt, 1));
+    const auto* p4 = reinterpret_cast<const char*>(sqlite3_column_text(stmt, 5));
+    bounded = bounded_opcode(op ? op : "", p4 ? p4 : "");
+  }
+  if (bounded && rc != SQLITE_DONE) bounded = false;
+  sqlite3_finalize(stmt);
+  return bounded;
+}
+
 // ---- execution -------------------------------------------------------------------
 
 Status sqlite_error(sqlite3* conn, int rc) {
@@ -142,7 +225,10 @@ Status sqlite_error(sqlite3* conn, int rc) {
   if (code == SQLITE_OK) code = rc;
   if (code == kErrNotLeader || rc == kErrNotLeader) return Status::NotLeader();
   if (code == kErrLeadershipLost || rc == kErrLeadershipLost) return Status::LeadershipLost();
-  return Status::Error(code, conn ? sqlite3_errmsg(conn) : sqlite3_errstr(rc));
+  Status s = Status::Error(code, conn ? sqlite3_errmsg(conn) : sqlite3_errstr(rc));
+  // A refusal of the client policy or a stop of the guard says why.
+  if (const SqlGuard* guard = conn ? SqlGuard::of(conn) : nullptr) return guard->explain(s);
+  return s;
 }
 
 Status bind_params(sqlite3_stmt* stmt, const std::vector<wire::Value>& params) {
@@ -244,11 +330,19 @@ RowCursor::~RowCursor() {
 }
 
 RowCursor::RowCursor(RowCursor&& o) noexcept
-    : stmt_(o.stmt_), columns_(std::move(o.columns_)), declared_(std::move(o.declared_)), last_rc_(o.last_rc_) {
+    : stmt_(o.stmt_),
+      columns_(std::move(o.columns_)),
+      declared_(std::move(o.declared_)),
+      last_rc_(o.last_rc_),
+      interrupted_(o.interrupted_) {
   o.stmt_ = nullptr;
 }
 
 Result<std::vector<uint8_t>> RowCursor::next_batch(sqlite3* conn, size_t max_bytes, bool* done) {
+  if (interrupted_) {
+    *done = true;
+    return Status::Error(SQLITE_INTERRUPT, "interrupted: the client sent INTERRUPT");
+  }
   wire::RowsWriter rows(columns_);
   std::vector<wire::Value> values(columns_.size());
   for (;;) {
@@ -267,8 +361,14 @@ Result<std::vector<uint8_t>> RowCursor::next_batch(sqlite3* conn, size_t max_byt
           v = wire::Value::Float(sqlite3_column_double(stmt_, c));
           break;
         case SQLITE_TEXT: {
+          // The protocol's text ends at its first NUL: a value with a NUL
+          // inside is sent up to it (as dqlite does), or the client would
+          // read the rest as the following columns.
           const auto* t = reinterpret_cast<const char*>(sqlite3_column_text(stmt_, c));
-          v = wire::Value::Text(std::string(t ? t : "", size_t(sqlite3_column_bytes(stmt_, c))));
+          size_t n = size_t(sqlite3_column_bytes(stmt_, c));
+          if (t == nullptr) n = 0;
+          if (const void* nul = n ? std::memchr(t, 0, n) : nullptr) n = size_t(static_cast<const char*>(nul) - t);
+          v = wire::Value::Text(std::string(t ? t : "", n));
           if (declared_[i] == 1) v.type = wire::kIso8601;
           break;
         }
@@ -285,6 +385,17 @@ Result<std::vector<uint8_t>> RowCursor::next_batch(sqlite3* conn, size_t max_byt
     }
     rows.row(values);
     if (rows.size() >= max_bytes) {
+      *done = false;
+      return rows.finish(true);
+    }
+  }
+  if (last_rc_ == SQLITE_INTERRUPT && rows.rows() > 0) {
+    // The client interrupted the query while its first batch was being
+    // made: the rows so far go out, marked "more"; the stream then ends.
+    const SqlGuard* guard = SqlGuard::of(conn);
+    if (guard != nullptr && guard->reason() == StopReason::kClientInterrupt) {
+      sqlite3_reset(stmt_);
+      interrupted_ = true;
       *done = false;
       return rows.finish(true);
     }

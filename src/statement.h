@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <list>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -44,6 +45,10 @@ class StmtCache {
 
   // A reset statement for `sql` (one statement; a tail is an error).
   Result<sqlite3_stmt*> get(const std::string& sql);
+  // Whether `sql` may run on the loop thread (see bounded_cost()): unknown
+  // until learn_cost() ran for it. Both need `sql` to be cached.
+  std::optional<bool> bounded(const std::string& sql) const;
+  void learn_cost(const std::string& sql);
   void clear();
   sqlite3* conn() const { return conn_; }
 
@@ -54,6 +59,7 @@ class StmtCache {
   struct Entry {
     sqlite3_stmt* stmt;
     std::list<std::string>::iterator pos;
+    std::optional<bool> bounded;
   };
   std::unordered_map<std::string, Entry> entries_;
 };
@@ -63,6 +69,15 @@ class StmtCache {
 Status sqlite_error(sqlite3* conn, int rc);
 
 Status bind_params(sqlite3_stmt* stmt, const std::vector<wire::Value>& params);
+
+// True if every step of `sql`'s program on `conn` has a cost bounded by the
+// sizes of the values it handles: no virtual tables, pragmas, whole-table
+// counts or integrity checks, and only functions from a short list of
+// linear ones (printf('%.*c', 900000000, 'x') is one call that runs for a
+// second whatever its result size). Judged from the opcodes EXPLAIN lists;
+// a statement longer than kBoundedSqlBytesMax is never bounded.
+inline constexpr size_t kBoundedSqlBytesMax = 4096;
+bool bounded_cost(sqlite3* conn, const std::string& sql);
 
 struct ExecOutcome {
   uint64_t last_insert_id = 0;
@@ -83,13 +98,17 @@ class RowCursor {
   RowCursor& operator=(RowCursor&&) = delete;
   // Steps up to `max_bytes` worth of rows. Returns one ROWS message ending
   // with "more" or "done"; *done says which. Errors end the cursor.
+  // A client's INTERRUPT that stops the statement after some rows of the
+  // batch ends the batch there ("more"); the cursor is then interrupted().
   Result<std::vector<uint8_t>> next_batch(sqlite3* conn, size_t max_bytes, bool* done);
+  bool interrupted() const { return interrupted_; }
 
  private:
   sqlite3_stmt* stmt_;
   std::vector<std::string> columns_;
   std::vector<int> declared_;  // 0 plain, 1 date/time, 2 boolean
   int last_rc_ = SQLITE_ROW;
+  bool interrupted_ = false;
 };
 
 }  // namespace sqraft

@@ -312,6 +312,11 @@ std::shared_ptr<Database> Vfs::find(const std::string& db) {
   return it == dbs_.end() ? nullptr : it->second;
 }
 
+size_t Vfs::count() {
+  std::lock_guard lk(mu_);
+  return dbs_.size();
+}
+
 std::vector<std::string> Vfs::names() {
   std::lock_guard lk(mu_);
   std::vector<std::string> out;

@@ -89,6 +89,7 @@ class Vfs {
 
   std::shared_ptr<Database> find(const std::string& db);
   std::vector<std::string> names();
+  size_t count();  // number of databases
 
   // Checks that a database name is acceptable.
   static Status validate_name(const std::string& db);

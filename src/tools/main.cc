@@ -35,6 +35,7 @@ struct NodeArgs {
   std::string log_level = "info";
   unsigned txn_idle_timeout_ms = 30000;
   unsigned write_queue_timeout_ms = 10000;
+  NodeOptions limits;  // the resource and SQL limits below keep NodeOptions' defaults
 };
 
 void setup_logging(const std::string& level) {
@@ -58,6 +59,12 @@ int run_node(const NodeArgs& a) {
   o.weight = a.weight;
   o.txn_idle_timeout_ms = a.txn_idle_timeout_ms;
   o.write_queue_timeout_ms = a.write_queue_timeout_ms;
+  o.read_threads = a.limits.read_threads;
+  o.write_threads = a.limits.write_threads;
+  o.max_connections = a.limits.max_connections;
+  o.max_databases = a.limits.max_databases;
+  o.db_idle_close_ms = a.limits.db_idle_close_ms;
+  o.sql = a.limits.sql;
   if (!a.cluster.empty()) {
     Result<std::vector<Member>> c = parse_cluster(a.cluster);
     if (!c.ok()) {
@@ -129,6 +136,27 @@ void add_node_command(CLI::App& app, NodeArgs& a, int& rc) {
                   "Fail a write with SQLITE_BUSY after waiting this long for the writer")->check(CLI::PositiveNumber);
   cmd->add_option("--log-level", a.log_level, "trace, debug, info, warn, error")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}));
+  // Limits (docs/wire-protocol.md "Size and time limits").
+  NodeOptions& l = a.limits;
+  cmd->add_option("--statement-timeout-ms", l.sql.statement_timeout_ms,
+                  "Stop a client's statement that runs longer than this")
+      ->check(CLI::PositiveNumber)->capture_default_str();
+  cmd->add_option("--statement-steps-max", l.sql.statement_vm_steps_max,
+                  "Stop a client's statement after this many SQLite VM steps (0: no step limit)")
+      ->capture_default_str();
+  cmd->add_option("--value-bytes-max", l.sql.value_bytes_max, "Largest string or blob a statement may make")
+      ->check(CLI::Range(1024, 1 << 30))->capture_default_str();
+  cmd->add_option("--read-threads", l.read_threads, "Threads running reads")
+      ->check(CLI::Range(1u, 256u))->capture_default_str();
+  cmd->add_option("--write-threads", l.write_threads, "Threads running the writers of all databases")
+      ->check(CLI::Range(1u, 256u))->capture_default_str();
+  cmd->add_option("--max-connections", l.max_connections, "Client and peer connections")
+      ->check(CLI::PositiveNumber)->capture_default_str();
+  cmd->add_option("--max-databases", l.max_databases, "Databases this node holds; creating more fails")
+      ->check(CLI::PositiveNumber)->capture_default_str();
+  cmd->add_option("--db-idle-close-ms", l.db_idle_close_ms,
+                  "Close a database's writer connection after this long unused")
+      ->check(CLI::PositiveNumber)->capture_default_str();
   cmd->callback([&] { rc = run_node(a); });
 }
 

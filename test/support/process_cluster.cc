@@ -129,6 +129,17 @@ Status ProcessCluster::start_all() {
   return Status::Ok();
 }
 
+bool ProcessCluster::alive(unsigned i, int* status) {
+  if (pids_[i] <= 0) return false;
+  int st = 0;
+  if (::waitpid(pids_[i], &st, WNOHANG) == pids_[i]) {
+    pids_[i] = 0;
+    if (status) *status = st;
+    return false;
+  }
+  return true;
+}
+
 void ProcessCluster::kill(unsigned i) {
   if (pids_[i] <= 0) return;
   ::kill(pids_[i], SIGKILL);

@@ -48,6 +48,10 @@ class ProcessCluster {
   void kill(unsigned i);             // SIGKILL, waits for the process
   Status stop(unsigned i);           // SIGTERM, waits (up to 30 s) and checks exit status 0
   bool running(unsigned i) const { return pids_[i] > 0; }
+  pid_t pid(unsigned i) const { return pids_[i]; }
+  // False (and the exit status in *status) if node i was started and has
+  // exited by itself since; reaps it.
+  bool alive(unsigned i, int* status = nullptr);
 
   // A client connected to the leader (retrying up to `timeout_ms`).
   Result<std::unique_ptr<Client>> leader_client(unsigned timeout_ms = 30000);
