@@ -553,7 +553,7 @@ void Session::handle_open(wire::BodyReader& r) {
           Db& d = dbs_[id];
           d.name = name;
           d.conn = conn.value();
-          d.guard = std::make_unique<SqlGuard>(d.conn, node_.options().sql, node_.sql_stopping());
+          d.guard = std::make_unique<SqlGuard>(d.conn, node_.options().sql, node_.sql_stopping(), true);
           d.cache = std::make_unique<StmtCache>(d.conn);
           d.writer = &node_.writer(name);
           wire::BodyWriter w;
@@ -703,15 +703,14 @@ bool Session::try_read_inline(uint32_t db_id, const std::string& sql, const std:
   Db& d = dbs_.at(db_id);
   // Only statements already run once on the pool and found to have a
   // bounded cost per step (bounded_cost()); the rest always run there.
-  if (d.cache->bounded(sql) != std::optional<bool>(true)) return false;
-  Result<sqlite3_stmt*> stmt = d.cache->get(sql);
-  if (!stmt.ok() || !bind_params(stmt.value(), params).ok()) return false;  // the pool path reports it
+  sqlite3_stmt* stmt = d.cache->get_bounded(sql);
+  if (stmt == nullptr || !bind_params(stmt, params).ok()) return false;  // the pool path reports it
   // The loop thread runs Raft: a read may run here only under a budget that
   // bounds it before it starts (a few thousand VM steps, 2 ms, values of at
   // most 256 KiB so that no single step is long) and never waits for a lock.
   d.guard->arm_inline(&cancel_);
   sqlite3_busy_timeout(d.conn, 0);
-  auto cursor = std::make_unique<RowCursor>(stmt.value());
+  auto cursor = std::make_unique<RowCursor>(stmt);
   bool done_rows = false;
   Result<std::vector<uint8_t>> batch = cursor->next_batch(d.conn, kRowsBatchBytes, &done_rows);
   const bool over_budget = d.guard->reason() == StopReason::kInlineBudget;

@@ -133,8 +133,8 @@ std::string SqlGuard::pragma_refusal(const std::string& name) {
   return "PRAGMA " + name + " cannot be set on a sqraft database: " + (it->second.why ? it->second.why : "");
 }
 
-SqlGuard::SqlGuard(sqlite3* conn, const SqlLimits& limits, const std::atomic<bool>* node_stopping)
-    : conn_(conn), limits_(limits), node_stopping_(node_stopping) {
+SqlGuard::SqlGuard(sqlite3* conn, const SqlLimits& limits, const std::atomic<bool>* node_stopping, bool inline_reads)
+    : conn_(conn), limits_(limits), node_stopping_(node_stopping), inline_reads_(inline_reads) {
   assert(conn_ != nullptr);
   sqlite3_db_config(conn_, SQLITE_DBCONFIG_DEFENSIVE, 1, nullptr);
   sqlite3_db_config(conn_, SQLITE_DBCONFIG_ENABLE_LOAD_EXTENSION, 0, nullptr);
@@ -147,6 +147,7 @@ SqlGuard::SqlGuard(sqlite3* conn, const SqlLimits& limits, const std::atomic<boo
   sqlite3_limit(conn_, SQLITE_LIMIT_COLUMN, limits_.columns_max);
   sqlite3_limit(conn_, SQLITE_LIMIT_TRIGGER_DEPTH, limits_.trigger_depth_max);
   sqlite3_limit(conn_, SQLITE_LIMIT_ATTACHED, 0);
+  if (inline_reads_) set_size_limits(true);
   sqlite3_set_authorizer(conn_, on_authorize, this);
   sqlite3_progress_handler(conn_, kStepsPerCheck, on_progress, this);
   std::lock_guard lk(registry_mu);
@@ -162,7 +163,16 @@ SqlGuard::~SqlGuard() {
   sqlite3_set_authorizer(conn_, nullptr, nullptr);
 }
 
+void SqlGuard::set_size_limits(bool small) {
+  sqlite3_limit(conn_, SQLITE_LIMIT_LENGTH, small ? std::min(kInlineValueBytesMax, limits_.value_bytes_max)
+                                                  : limits_.value_bytes_max);
+  sqlite3_limit(conn_, SQLITE_LIMIT_LIKE_PATTERN_LENGTH,
+                small ? std::min(kInlineLikePatternBytesMax, limits_.like_pattern_bytes_max)
+                      : limits_.like_pattern_bytes_max);
+}
+
 void SqlGuard::arm(const std::atomic<uint8_t>* cancel) {
+  if (inline_reads_) set_size_limits(false);
   armed_ = true;
   inline_ = false;
   cancel_ = cancel;
@@ -175,20 +185,18 @@ void SqlGuard::arm(const std::atomic<uint8_t>* cancel) {
 }
 
 void SqlGuard::arm_inline(const std::atomic<uint8_t>* cancel) {
-  arm(cancel);
+  assert(inline_reads_);  // the connection rests at the small size limits
+  armed_ = true;
   inline_ = true;
+  cancel_ = cancel;
+  reason_ = StopReason::kNone;
+  refusal.clear();
   deadline_ = std::chrono::steady_clock::now() + kInlineTime;
   checks_left_ = kInlineChecks;
-  sqlite3_limit(conn_, SQLITE_LIMIT_LENGTH, std::min(kInlineValueBytesMax, limits_.value_bytes_max));
-  sqlite3_limit(conn_, SQLITE_LIMIT_LIKE_PATTERN_LENGTH,
-                std::min(kInlineLikePatternBytesMax, limits_.like_pattern_bytes_max));
 }
 
 void SqlGuard::disarm() {
-  if (inline_) {
-    sqlite3_limit(conn_, SQLITE_LIMIT_LENGTH, limits_.value_bytes_max);
-    sqlite3_limit(conn_, SQLITE_LIMIT_LIKE_PATTERN_LENGTH, limits_.like_pattern_bytes_max);
-  }
+  if (inline_reads_ && !inline_) set_size_limits(true);
   armed_ = false;
   inline_ = false;
   cancel_ = nullptr;

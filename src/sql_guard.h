@@ -93,7 +93,10 @@ class SqlGuard {
 
   // Applies the protections to `conn` (which stays owned by the caller and
   // must outlive the guard). `node_stopping` (may be null) must outlive it.
-  SqlGuard(sqlite3* conn, const SqlLimits& limits, const std::atomic<bool>* node_stopping);
+  // A connection that may run reads on the loop thread (`inline_reads`)
+  // rests at the inline size limits: arm() raises them for the statement,
+  // disarm() lowers them again, so the common inline read changes nothing.
+  SqlGuard(sqlite3* conn, const SqlLimits& limits, const std::atomic<bool>* node_stopping, bool inline_reads = false);
   ~SqlGuard();  // removes the handler and the authorizer
   SqlGuard(const SqlGuard&) = delete;
   SqlGuard& operator=(const SqlGuard&) = delete;
@@ -103,7 +106,7 @@ class SqlGuard {
   void arm(const std::atomic<uint8_t>* cancel);
   // The small budget of a read tried on the loop thread.
   void arm_inline(const std::atomic<uint8_t>* cancel);
-  // No more interrupts; restores the normal size limits.
+  // No more interrupts; back to the resting size limits.
   void disarm();
   // Why the handler stopped the last statement (kNone if it did not).
   StopReason reason() const { return reason_; }
@@ -121,12 +124,14 @@ class SqlGuard {
 
  private:
   static int on_progress(void* arg);
+  void set_size_limits(bool small);
   static int on_authorize(void* arg, int action, const char* a1, const char* a2, const char* db, const char* trigger);
   int authorize(int action, const char* a1, const char* a2, const char* db);
 
   sqlite3* const conn_;
   const SqlLimits limits_;
   const std::atomic<bool>* const node_stopping_;
+  const bool inline_reads_;
 
   // The current request (the connection's thread only).
   bool armed_ = false;

@@ -151,6 +151,15 @@ std::optional<bool> StmtCache::bounded(const std::string& sql) const {
   return it->second.bounded;
 }
 
+sqlite3_stmt* StmtCache::get_bounded(const std::string& sql) {
+  auto it = entries_.find(sql);
+  if (it == entries_.end() || it->second.bounded != std::optional<bool>(true)) return nullptr;
+  lru_.splice(lru_.begin(), lru_, it->second.pos);
+  sqlite3_reset(it->second.stmt);
+  sqlite3_clear_bindings(it->second.stmt);
+  return it->second.stmt;
+}
+
 void StmtCache::learn_cost(const std::string& sql) {
   auto it = entries_.find(sql);
   if (it == entries_.end() || it->second.bounded.has_value()) return;

@@ -48,6 +48,9 @@ class StmtCache {
   // Whether `sql` may run on the loop thread (see bounded_cost()): unknown
   // until learn_cost() ran for it. Both need `sql` to be cached.
   std::optional<bool> bounded(const std::string& sql) const;
+  // The reset statement for `sql` if it is cached and known to be bounded,
+  // else null (one lookup: the loop thread's fast path).
+  sqlite3_stmt* get_bounded(const std::string& sql);
   void learn_cost(const std::string& sql);
   void clear();
   sqlite3* conn() const { return conn_; }
