@@ -40,11 +40,14 @@ extern "C" {
 #define SQRAFT_ERROR 1
 #define SQRAFT_INTERNAL 2
 #define SQRAFT_BUSY 5
+#define SQRAFT_INTERRUPT 9   /* stopped: statement time limit, or the node is stopping */
 #define SQRAFT_NOMEM 7
 #define SQRAFT_IOERR 10
 #define SQRAFT_NOTFOUND 12
 #define SQRAFT_CANTOPEN 14
+#define SQRAFT_TOOBIG 18     /* a string or blob over the node's value size limit */
 #define SQRAFT_MISUSE 21
+#define SQRAFT_AUTH 23       /* SQL a client may not run (see docs/wire-protocol.md) */
 #define SQRAFT_RANGE 25
 #define SQRAFT_ROW 100
 #define SQRAFT_DONE 101
@@ -114,6 +117,16 @@ SQRAFT_API int sqraft_node_set_txn_idle_timeout_ms(sqraft_node* node, unsigned m
 /* How long a write may wait in its database's queue for the writer before it
  * fails with SQRAFT_BUSY. Default 10000 ms; 0 is SQRAFT_MISUSE. */
 SQRAFT_API int sqraft_node_set_write_queue_timeout_ms(sqraft_node* node, unsigned ms);
+/* Every client statement (read or write) that runs longer than this is
+ * stopped and fails with SQRAFT_INTERRUPT. Default 60000 ms; 0 is
+ * SQRAFT_MISUSE. */
+SQRAFT_API int sqraft_node_set_statement_timeout_ms(sqraft_node* node, unsigned ms);
+/* The most databases the node holds; opening a new one beyond it fails with
+ * SQRAFT_CANTOPEN. Default 10000; 0 is SQRAFT_MISUSE. */
+SQRAFT_API int sqraft_node_set_max_databases(sqraft_node* node, unsigned n);
+/* Threads that run reads and threads that run the writers of all
+ * databases. Defaults 4 and 4; each from 1 to 256, else SQRAFT_MISUSE. */
+SQRAFT_API int sqraft_node_set_threads(sqraft_node* node, unsigned readers, unsigned writers);
 /* The founding voters of a new cluster (this node among them). A node
  * started with an empty data directory bootstraps the cluster with them; a
  * node whose directory already holds a cluster ignores them and rejoins with

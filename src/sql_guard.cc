@@ -146,7 +146,7 @@ SqlGuard::SqlGuard(sqlite3* conn, const SqlLimits& limits, const std::atomic<boo
   sqlite3_limit(conn_, SQLITE_LIMIT_COMPOUND_SELECT, limits_.compound_select_max);
   sqlite3_limit(conn_, SQLITE_LIMIT_COLUMN, limits_.columns_max);
   sqlite3_limit(conn_, SQLITE_LIMIT_TRIGGER_DEPTH, limits_.trigger_depth_max);
-  sqlite3_limit(conn_, SQLITE_LIMIT_ATTACHED, 0);
+  sqlite3_limit(conn_, SQLITE_LIMIT_ATTACHED, 1);  // VACUUM attaches its scratch database
   if (inline_reads_) set_size_limits(true);
   sqlite3_set_authorizer(conn_, on_authorize, this);
   sqlite3_progress_handler(conn_, kStepsPerCheck, on_progress, this);
@@ -295,10 +295,28 @@ int SqlGuard::on_authorize(void* arg, int action, const char* a1, const char* a2
   return rc;
 }
 
+bool SqlGuard::vacuum_running() const {
+  for (sqlite3_stmt* st = sqlite3_next_stmt(conn_, nullptr); st != nullptr; st = sqlite3_next_stmt(conn_, st)) {
+    if (!sqlite3_stmt_busy(st)) continue;
+    const char* sql = sqlite3_sql(st);
+    if (sql == nullptr) continue;
+    while (*sql == ' ' || *sql == '\n' || *sql == '\t' || *sql == '\r') sql++;
+    if (strncasecmp(sql, "VACUUM", 6) == 0) return true;
+  }
+  return false;
+}
+
 int SqlGuard::authorize(int action, const char* a1, const char* a2, const char* /*db*/) {
   switch (action) {
     case SQLITE_ATTACH:
     case SQLITE_DETACH:
+      // VACUUM runs ATTACH '' (a scratch database) and DETACH while it
+      // steps; a client's own ATTACH is compiled before anything runs.
+      if (vacuum_running()) {
+        if (action == SQLITE_DETACH || (a1 != nullptr && a1[0] == '\0')) return SQLITE_OK;
+        refusal = "VACUUM INTO is not allowed: it would write a file on the node (use DUMP to copy a database)";
+        return SQLITE_DENY;
+      }
       refusal = "ATTACH and DETACH are not allowed: each sqraft database is replicated on its own (open it by name)";
       return SQLITE_DENY;
     case SQLITE_CREATE_VTABLE:

@@ -127,6 +127,8 @@ class SqlGuard {
   void set_size_limits(bool small);
   static int on_authorize(void* arg, int action, const char* a1, const char* a2, const char* db, const char* trigger);
   int authorize(int action, const char* a1, const char* a2, const char* db);
+  // True while a VACUUM statement of this connection is stepping.
+  bool vacuum_running() const;
 
   sqlite3* const conn_;
   const SqlLimits limits_;

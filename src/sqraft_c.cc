@@ -279,6 +279,28 @@ int sqraft_node_set_write_queue_timeout_ms(sqraft_node* node, unsigned ms) {
   return SQRAFT_OK;
 }
 
+int sqraft_node_set_statement_timeout_ms(sqraft_node* node, unsigned ms) {
+  if (int rc = not_before_start(node); rc != SQRAFT_OK) return rc;
+  if (ms == 0) return SQRAFT_MISUSE;
+  node->options.sql.statement_timeout_ms = ms;
+  return SQRAFT_OK;
+}
+
+int sqraft_node_set_max_databases(sqraft_node* node, unsigned n) {
+  if (int rc = not_before_start(node); rc != SQRAFT_OK) return rc;
+  if (n == 0) return SQRAFT_MISUSE;
+  node->options.max_databases = n;
+  return SQRAFT_OK;
+}
+
+int sqraft_node_set_threads(sqraft_node* node, unsigned readers, unsigned writers) {
+  if (int rc = not_before_start(node); rc != SQRAFT_OK) return rc;
+  if (readers == 0 || readers > 256 || writers == 0 || writers > 256) return SQRAFT_MISUSE;
+  node->options.read_threads = readers;
+  node->options.write_threads = writers;
+  return SQRAFT_OK;
+}
+
 int sqraft_node_set_weight(sqraft_node* node, unsigned long long weight) {
   if (int rc = not_before_start(node); rc != SQRAFT_OK) return rc;
   node->options.weight = weight;

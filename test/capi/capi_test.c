@@ -202,6 +202,12 @@ int main(void) {
   CHECK(sqraft_node_set_write_queue_timeout_ms(late, 0) == SQRAFT_MISUSE);
   REQUIRE_OK(sqraft_node_set_txn_idle_timeout_ms(late, 5000), sqraft_node_errmsg(late));
   REQUIRE_OK(sqraft_node_set_write_queue_timeout_ms(late, 2000), sqraft_node_errmsg(late));
+  CHECK(sqraft_node_set_statement_timeout_ms(late, 0) == SQRAFT_MISUSE);
+  CHECK(sqraft_node_set_max_databases(late, 0) == SQRAFT_MISUSE);
+  CHECK(sqraft_node_set_threads(late, 0, 4) == SQRAFT_MISUSE);
+  REQUIRE_OK(sqraft_node_set_statement_timeout_ms(late, 500), sqraft_node_errmsg(late));
+  REQUIRE_OK(sqraft_node_set_max_databases(late, 2), sqraft_node_errmsg(late));
+  REQUIRE_OK(sqraft_node_set_threads(late, 2, 2), sqraft_node_errmsg(late));
   REQUIRE_OK(sqraft_node_set_failure_domain(late, 210), sqraft_node_errmsg(late)); /* exercise_sql checks id * 10 */
   sqraft_server late_cluster = {21, late_addr, SQRAFT_VOTER};
   REQUIRE_OK(sqraft_node_set_cluster(late, &late_cluster, 1), sqraft_node_errmsg(late));
@@ -211,6 +217,29 @@ int main(void) {
   CHECK(sqraft_node_set_weight(late, 1) == SQRAFT_MISUSE); /* settings only before start */
   const char* late_addresses[] = {late_addr};
   exercise_sql(late_addresses, 1);
+  {
+    /* The statement timeout stops a runaway query; refused SQL says why;
+       a second database is the last one the node may hold. */
+    sqraft_client* c = NULL;
+    REQUIRE_OK(sqraft_client_open(late_addresses, 1, "capi.db", &c), sqraft_client_errmsg(c));
+    sqraft_rows* rows = NULL;
+    int rc = sqraft_query(c, "WITH RECURSIVE s(x) AS (VALUES(1) UNION ALL SELECT x+1 FROM s) SELECT count(*) FROM s",
+                          NULL, 0, &rows);
+    if (rc == SQRAFT_OK) {
+      rc = sqraft_rows_next(rows);
+      sqraft_rows_close(rows);
+    }
+    CHECK(rc == SQRAFT_INTERRUPT);
+    CHECK(strstr(sqraft_client_errmsg(c), "500 ms") != NULL);
+    CHECK(sqraft_exec(c, "PRAGMA hard_heap_limit=1000", NULL, 0, NULL, NULL) == SQRAFT_AUTH);
+    CHECK(strstr(sqraft_client_errmsg(c), "process-wide") != NULL);
+    sqraft_client_close(c);
+    REQUIRE_OK(sqraft_client_open(late_addresses, 1, "second.db", &c), sqraft_client_errmsg(c));
+    sqraft_client_close(c);
+    c = NULL;
+    CHECK(sqraft_client_open(late_addresses, 1, "third.db", &c) == SQRAFT_CANTOPEN);
+    sqraft_client_close(c);
+  }
   REQUIRE_OK(sqraft_node_stop(late), sqraft_node_errmsg(late));
   sqraft_node_destroy(late);
 

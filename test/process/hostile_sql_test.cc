@@ -193,6 +193,17 @@ TEST_CASE("hostile SQL: crashes, bricks and corruption become clear errors") {
     CHECK(exec(client, d, "INSERT INTO docs VALUES('hello world')").ok());
     s = exec(client, d, "INSERT INTO docs_data VALUES(99, x'00')");  // shadow table: DEFENSIVE
     CHECK_FALSE(s.ok());
+    // VACUUM attaches a scratch database internally: it still works; VACUUM
+    // INTO would write a file on the node.
+    s = exec(client, d, "VACUUM");
+    CHECK_MESSAGE(s.ok(), s.to_string());
+    s = exec(client, d, "VACUUM INTO '/tmp/sqraft-hostile-vacuum-into.db'");
+    CHECK_MESSAGE(mentions(s, "VACUUM INTO is not allowed"), s.to_string());
+    CHECK(exec(client, d, "ANALYZE").ok());
+    CHECK(exec(client, d, "CREATE VIRTUAL TABLE boxes USING rtree(id, x0, x1)").ok());
+    rows.clear();
+    REQUIRE(query_all(client, d, "SELECT name FROM pragma_table_info('keep')", &rows).ok());
+    CHECK(rows.at(0).at(0).bytes == "k");
   }
 
   // 4. One huge function call ran for seconds inside a single VM step of a

@@ -945,6 +945,29 @@ func sqlErrors(ctx context.Context, db *sql.DB) {
 		return err
 	}()
 	check(err, "a constraint error inside a transaction leaves it usable; COMMIT keeps the good row")
+	// TEXT with a NUL inside ends at the NUL; the columns after it decode
+	// (the driver used to misread them and panic with "unknown data type").
+	err = func() error {
+		var a, c string
+		var b int64
+		if err := db.QueryRowContext(ctx, "SELECT 'abcdefgh'||char(0)||'ijklmnopqrstuvwxyz', 2, 'after'").Scan(&a, &b, &c); err != nil {
+			return err
+		}
+		if a != "abcdefgh" || b != 2 || c != "after" {
+			return fmt.Errorf("got %q, %d, %q", a, b, c)
+		}
+		return nil
+	}()
+	check(err, "a TEXT value with a NUL byte is sent up to the NUL and the following columns decode")
+	// Process-wide and corrupting pragmas are refused with SQLITE_AUTH (23).
+	for _, q := range []string{"PRAGMA hard_heap_limit=2048", "PRAGMA writable_schema=ON"} {
+		_, err = db.ExecContext(ctx, q)
+		if errors.As(err, &derr) && derr.Code == 23 {
+			ok("%s is refused with SQLITE_AUTH (%s)", q, derr.Message)
+		} else {
+			notOK("%s is refused with SQLITE_AUTH: got %v", q, err)
+		}
+	}
 	var one int
 	err = db.QueryRowContext(ctx, "SELECT 1").Scan(&one)
 	check(err, "the connection pool still works after the errors")
