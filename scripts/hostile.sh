@@ -4,19 +4,15 @@
 # election, identical databases on every node, writable at the end).
 #   scripts/hostile.sh --duration 1200 --seed 7 [--clients 4] [--verbose]
 #   scripts/hostile.sh --sanitize --duration 120    (ASan + UBSan build)
+# See docs/reliability.md.
 set -eu
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
-dir=build
-opts=""
+sanitize=""
 if [ "${1:-}" = "--sanitize" ]; then
   shift
-  dir=build-asan
-  opts="-Db_sanitize=address,undefined -Db_lundef=false"
+  sanitize=--sanitize
 fi
-if [ ! -f "$dir/build.ninja" ]; then
-  # shellcheck disable=SC2086
-  meson setup "$dir" $opts
-fi
-ninja -C "$dir" sqraft test/sqraft-hostile
+dir=$(./scripts/configure.sh $sanitize)
+ninja -C "$dir" sqraft test/sqraft-hostile >&2
 SQRAFT_BIN="$dir/sqraft" exec "$dir/test/sqraft-hostile" "$@"

@@ -8,16 +8,11 @@ cd "$(dirname "$0")/.."
 
 SQRAFT_WITH_PEERS=1 ./scripts/setup.sh
 
-dir=build
-opts=""
+sanitize=""
 if [ "${1:-}" = "--sanitize" ]; then
   shift
-  dir=build-asan
-  opts="-Db_sanitize=address,undefined -Db_lundef=false"
+  sanitize=--sanitize
 fi
-if [ ! -f "$dir/build.ninja" ]; then
-  # shellcheck disable=SC2086
-  meson setup "$dir" $opts
-fi
+dir=$(./scripts/configure.sh $sanitize)
 ninja -C "$dir"
 meson test -C "$dir" --print-errorlogs "$@"

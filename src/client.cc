@@ -270,7 +270,27 @@ Result<Client::Outcome> decode_result(const std::vector<uint8_t>& body) {
 uint8_t params_schema(const std::vector<wire::Value>& params) { return params.size() > 255 ? 1 : 0; }
 }  // namespace
 
+namespace {
+// The protocol's text ends at a NUL byte: a text with one inside would be
+// cut there by the server and the rest read as the next fields. Refuse it
+// here, with a clear error, rather than send a malformed request.
+Status check_text(const std::string* sql, const std::vector<wire::Value>& params) {
+  if (sql != nullptr && sql->find('\0') != std::string::npos) {
+    return Status::Invalid("the SQL text contains a NUL byte, which the wire protocol cannot carry");
+  }
+  for (size_t i = 0; i < params.size(); i++) {
+    const wire::Value& v = params[i];
+    if ((v.type == wire::kText || v.type == wire::kIso8601) && v.bytes.find('\0') != std::string::npos) {
+      return Status::Invalid("text parameter " + std::to_string(i + 1) +
+                             " contains a NUL byte, which the wire protocol cannot carry: bind it as a blob");
+    }
+  }
+  return Status::Ok();
+}
+}  // namespace
+
 Result<Client::Outcome> Client::exec(uint32_t db, const std::string& sql, const std::vector<wire::Value>& params) {
+  if (Status s = check_text(&sql, params); !s.ok()) return s;
   wire::BodyWriter w;
   w.u64(db);
   w.text(sql);
@@ -282,6 +302,7 @@ Result<Client::Outcome> Client::exec(uint32_t db, const std::string& sql, const 
 }
 
 Result<std::unique_ptr<Rows>> Client::query(uint32_t db, const std::string& sql, const std::vector<wire::Value>& params) {
+  if (Status s = check_text(&sql, params); !s.ok()) return s;
   wire::BodyWriter w;
   w.u64(db);
   w.text(sql);
@@ -295,6 +316,7 @@ Result<std::unique_ptr<Rows>> Client::query(uint32_t db, const std::string& sql,
 }
 
 Result<Client::Prepared> Client::prepare(uint32_t db, const std::string& sql) {
+  if (Status s = check_text(&sql, {}); !s.ok()) return s;
   wire::BodyWriter w;
   w.u64(db);
   w.text(sql);
@@ -307,6 +329,7 @@ Result<Client::Prepared> Client::prepare(uint32_t db, const std::string& sql) {
 }
 
 Result<Client::Outcome> Client::exec_prepared(const Prepared& stmt, const std::vector<wire::Value>& params) {
+  if (Status s = check_text(nullptr, params); !s.ok()) return s;
   wire::BodyWriter w;
   w.u32_pair(stmt.db, stmt.id);
   const uint8_t schema = params_schema(params);
@@ -317,6 +340,7 @@ Result<Client::Outcome> Client::exec_prepared(const Prepared& stmt, const std::v
 }
 
 Result<std::unique_ptr<Rows>> Client::query_prepared(const Prepared& stmt, const std::vector<wire::Value>& params) {
+  if (Status s = check_text(nullptr, params); !s.ok()) return s;
   wire::BodyWriter w;
   w.u32_pair(stmt.db, stmt.id);
   const uint8_t schema = params_schema(params);

@@ -36,7 +36,8 @@ void WriterPool::timer_main() {
     }
     auto first = timers_.begin();
     if (first->first > Clock::now()) {
-      cv_.wait_until(lk, first->first);
+      const Clock::time_point when = first->first;  // a copy: stop() may erase the entry while we wait
+      cv_.wait_until(lk, when);
       continue;
     }
     DbWriter* w = first->second;

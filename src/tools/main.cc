@@ -7,6 +7,7 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <malloc.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -47,6 +48,16 @@ void setup_logging(const std::string& level) {
 
 int run_node(const NodeArgs& a) {
   setup_logging(a.log_level);
+  // Clients decide how big a value gets (up to --value-bytes-max). With
+  // glibc's adaptive threshold, freed large values stay in the heap and the
+  // node's RSS keeps the high-water mark of every client's biggest value;
+  // a fixed threshold serves allocations over 1 MiB from mmap, returned to
+  // the system when freed.
+  // Fixing the threshold also fixes glibc's trim threshold at 128 KiB,
+  // which would give small freed memory back (and fault it in again) all
+  // the time: keep up to 32 MiB of free heap instead.
+  mallopt(M_MMAP_THRESHOLD, 1 << 20);
+  mallopt(M_TRIM_THRESHOLD, 32 << 20);
   NodeOptions o;
   o.id = a.id;
   o.address = a.address;

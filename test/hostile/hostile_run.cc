@@ -275,6 +275,13 @@ HostileReport run_hostile(const HostileOptions& options) {
     }
   }
   report.elections = count_in(c.logs(), "leader in term") - elections_at_start;
+  // Sanitizer builds report problems in the nodes' logs without always
+  // stopping the node (UBSan's default).
+  for (const char* marker : {"runtime error:", "ERROR: AddressSanitizer", "ERROR: LeakSanitizer"}) {
+    if (size_t n = count_in(c.logs(), marker); n > 0) {
+      report.problems.push_back(std::to_string(n) + " sanitizer reports (\"" + marker + "\") in the nodes' logs");
+    }
+  }
   if (report.elections > 0) report.problems.push_back(std::to_string(report.elections) + " elections during the run");
   report.databases = dbs_seen.size();
   report.writable_at_end = true;

@@ -137,6 +137,17 @@ TEST_CASE("hostile SQL: crashes, bricks and corruption become clear errors") {
     CHECK(rows[0][0].bytes == "abcdefgh");
     CHECK(rows[0][1].integer == 2);
     CHECK(rows[0][2].bytes == "after");
+    // A text parameter with a NUL cannot be sent as text: the client says
+    // so (before, the server read the rest of it as the next parameters);
+    // as a blob it is stored whole.
+    REQUIRE(exec(client, d, "CREATE TABLE nul(v)").ok());
+    auto bad = client.exec(d, "INSERT INTO nul VALUES(?)", {wire::Value::Text(std::string("ab\0cd", 5))});
+    CHECK_MESSAGE(mentions(bad.status(), "NUL byte"), bad.status().to_string());
+    REQUIRE(client.exec(d, "INSERT INTO nul VALUES(?)", {wire::Value::Blob(std::string("ab\0cd", 5))}).ok());
+    rows.clear();
+    REQUIRE(query_all(client, d, "SELECT length(v), typeof(v) FROM nul", &rows).ok());
+    CHECK(rows.at(0).at(0).integer == 5);
+    CHECK(rows.at(0).at(1).bytes == "blob");
   }
 
   // 7. writable_schema let a client corrupt the schema on every node.
@@ -324,6 +335,7 @@ TEST_CASE("hostile SQL: SIGTERM stops a node running four runaway queries within
   const double took = seconds_since(t0);
   CHECK_MESSAGE(s.ok(), s.to_string());
   CHECK_MESSAGE(took < 5.0, "stopping took " << took << " s");
+  MESSAGE("SIGTERM to exit with four runaway queries running: " << took << " s");
   for (auto& t : runners) t.join();
 }
 
@@ -380,6 +392,9 @@ TEST_CASE("hostile SQL: a vanished client's write stops, and databases do not gr
   }
   const uint64_t threads_after = proc_status(c.pid(leader), "Threads");
   CHECK_MESSAGE(threads_after <= threads_before + 2, threads_before << " threads before, " << threads_after << " after");
+  std::this_thread::sleep_for(std::chrono::milliseconds(800));  // past --db-idle-close-ms
+  MESSAGE("leader after 120 databases written: " << threads_after << " threads (" << threads_before
+          << " before), RSS " << proc_status(c.pid(leader), "VmRSS") / 1024 << " MiB");
 
   // Databases per node are bounded: past --max-databases OPEN fails clearly.
   {
