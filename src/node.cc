@@ -12,6 +12,7 @@
 
 #include "node_impl.h"
 #include "session.h"
+#include "wire.h"
 
 namespace sqraft {
 
@@ -296,6 +297,17 @@ void NodeImpl::on_connection(uv_stream_t* server, int status) {
   if (self->shutting_down_ || self->sessions_.size() >= self->options_.max_connections) {
     spdlog::warn("refusing connection: {} connections open (limit {})", self->sessions_.size(),
                  self->options_.max_connections);
+    // Say why before closing: a client reads this as the answer to its
+    // first request. Best effort (the socket buffer of a new connection has
+    // room; a failed write only loses the message).
+    const std::string why = self->shutting_down_
+                                ? std::string("the node is shutting down")
+                                : "too many connections: the node serves " + std::to_string(self->sessions_.size()) +
+                                      " (limit " + std::to_string(self->options_.max_connections) +
+                                      ", --max-connections)";
+    std::vector<uint8_t> msg = wire::failure(SQLITE_BUSY, why);
+    uv_buf_t buf = uv_buf_init(reinterpret_cast<char*>(msg.data()), unsigned(msg.size()));
+    (void)uv_try_write(client.value(), &buf, 1);  // ignored: closing either way
     close_stream(client.value());
     return;
   }

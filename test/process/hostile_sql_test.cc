@@ -341,7 +341,8 @@ TEST_CASE("hostile SQL: SIGTERM stops a node running four runaway queries within
 
 TEST_CASE("hostile SQL: a vanished client's write stops, and databases do not grow threads or connections") {
   ProcessCluster::Options o;
-  o.extra_args = {"--db-idle-close-ms", "300", "--max-databases", "400", "--write-threads", "4"};
+  o.extra_args = {"--db-idle-close-ms", "300", "--max-databases", "400", "--write-threads", "4",
+                  "--max-connections", "24"};
   ProcessCluster c(o);
   REQUIRE(c.start_all().ok());
   const unsigned leader = c.leader_index();
@@ -376,6 +377,7 @@ TEST_CASE("hostile SQL: a vanished client's write stops, and databases do not gr
 
   // 6. One writer thread per database ever written, never released.
   const uint64_t threads_before = proc_status(c.pid(leader), "Threads");
+  const uint64_t rss_before_kb = proc_status(c.pid(leader), "VmRSS");
   {
     auto cl = c.leader_client();
     REQUIRE(cl.ok());
@@ -393,8 +395,10 @@ TEST_CASE("hostile SQL: a vanished client's write stops, and databases do not gr
   const uint64_t threads_after = proc_status(c.pid(leader), "Threads");
   CHECK_MESSAGE(threads_after <= threads_before + 2, threads_before << " threads before, " << threads_after << " after");
   std::this_thread::sleep_for(std::chrono::milliseconds(800));  // past --db-idle-close-ms
-  MESSAGE("leader after 120 databases written: " << threads_after << " threads (" << threads_before
-          << " before), RSS " << proc_status(c.pid(leader), "VmRSS") / 1024 << " MiB");
+  const uint64_t rss_after_kb = proc_status(c.pid(leader), "VmRSS");
+  MESSAGE("leader after 120 databases written and their writers idle-closed: " << threads_after << " threads ("
+          << threads_before << " before), RSS " << rss_after_kb / 1024 << " MiB (" << rss_before_kb / 1024
+          << " MiB before): " << (rss_after_kb - std::min(rss_after_kb, rss_before_kb)) / 120 << " KiB per database");
 
   // Databases per node are bounded: past --max-databases OPEN fails clearly.
   {
@@ -421,6 +425,40 @@ TEST_CASE("hostile SQL: a vanished client's write stops, and databases do not gr
     auto db = cl.value()->open("many-3");
     REQUIRE(db.ok());
     CHECK(cl.value()->exec(db.value(), "INSERT INTO t VALUES(2)").ok());
+  }
+  // Connections per node are bounded: the one past --max-connections gets
+  // FAILURE 5 saying why, then the socket closes; the others go on.
+  {
+    std::vector<std::unique_ptr<Client>> held;
+    Result<std::pair<wire::Header, std::vector<uint8_t>>> refused = Status::Internal("no refusal");
+    for (int i = 0; i < 64 && !refused.ok(); i++) {
+      auto cl = Client::connect_node(c.address(leader), 5000);
+      REQUIRE(cl.ok());
+      wire::BodyWriter w;
+      w.u64(0);
+      REQUIRE(cl.value()->send_raw(w.finish(wire::kLeader)).ok());
+      auto m = cl.value()->receive();
+      REQUIRE(m.ok());
+      if (m->first.type == wire::kFailure) {
+        refused = std::move(m);
+      } else {
+        held.push_back(std::move(cl).value());
+      }
+    }
+    REQUIRE(refused.ok());
+    wire::BodyReader rd(refused->second);
+    uint64_t code = 0;
+    std::string message;
+    REQUIRE(rd.u64(&code));
+    REQUIRE(rd.text(&message));
+    CHECK(code == SQLITE_BUSY);
+    CHECK_MESSAGE(message.find("--max-connections") != std::string::npos, message);
+    CHECK(held.size() >= 20);
+    CHECK(held.size() < 32);
+    wire::BodyWriter w;
+    w.u64(0);
+    REQUIRE(held.front()->send_raw(w.finish(wire::kLeader)).ok());
+    CHECK(held.front()->receive().ok());
   }
   // Idle writers closed their connections (the log says so at debug level).
   CHECK(c.logs().find("closed its idle connection") != std::string::npos);
