@@ -87,9 +87,11 @@ SQRAFT_API sqraft_id sqraft_generate_id(const char* address);
 typedef struct sqraft_node sqraft_node;
 
 /* Creates a node (not yet running). `id` must be unique in the cluster and
- * non-zero; `address` is how clients and peers reach it; `data_dir` must
- * exist and be writable when the node starts. On error *out is NULL and the
- * code says why (SQRAFT_MISUSE for invalid arguments). */
+ * non-zero; `address` is how clients and peers reach it; `data_dir` is
+ * created (mode 0700, parents too) when the node starts if it is missing,
+ * and must hold only sqraft's files (else sqraft_node_start fails with
+ * SQRAFT_IOERR naming one). On error *out is NULL and the code says why
+ * (SQRAFT_MISUSE for invalid arguments). */
 SQRAFT_API int sqraft_node_create(sqraft_id id, const char* address, const char* data_dir, sqraft_node** out);
 
 /* Stops the node if it runs and frees it. NULL is ignored. */

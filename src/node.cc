@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <cstring>
+#include <filesystem>
 #include <future>
 #include <random>
 
@@ -114,15 +115,64 @@ void NodeImpl::reap(Session* s) {
   });
 }
 
+namespace {
+
+// Files libraft's libuv backend keeps in a data directory: metadata1/2,
+// open segments "open-N", closed segments "START-END" (16 digits each),
+// snapshots "snapshot-TERM-INDEX-TIME[.meta]", and its temporary and probe
+// files, which start with a dot or "tmp-".
+bool raft_file(const std::string& name) {
+  if (name == "metadata1" || name == "metadata2") return true;
+  if (name.rfind("open-", 0) == 0 || name.rfind("snapshot-", 0) == 0 || name.rfind("tmp-", 0) == 0) return true;
+  if (name.empty() || name[0] == '.') return true;
+  if (name.size() == 33 && name[16] == '-') {
+    for (size_t i = 0; i < name.size(); i++) {
+      if (i != 16 && (name[i] < '0' || name[i] > '9')) return false;
+    }
+    return true;
+  }
+  return name == "lost+found";  // the root of a file system of its own
+}
+
+}  // namespace
+
 Status NodeImpl::open_dir() {
+  const std::string& dir = options_.dir;
   struct stat st;
-  if (::stat(options_.dir.c_str(), &st) != 0) {
-    return Status::IoError("data directory '" + options_.dir + "': " + std::strerror(errno));
+  if (::stat(dir.c_str(), &st) != 0) {
+    if (errno != ENOENT) return Status::IoError("data directory '" + dir + "': " + std::strerror(errno));
+    // Create it, and any missing parent, readable by this user only.
+    std::error_code ec;
+    std::filesystem::path path(dir);
+    std::vector<std::filesystem::path> created;
+    for (std::filesystem::path p = path; !p.empty() && !std::filesystem::exists(p, ec); p = p.parent_path()) {
+      created.push_back(p);
+      if (p == p.parent_path()) break;
+    }
+    for (auto it = created.rbegin(); it != created.rend(); ++it) {
+      if (::mkdir(it->c_str(), 0700) != 0 && errno != EEXIST) {
+        return Status::IoError("cannot create data directory '" + it->string() + "': " + std::strerror(errno));
+      }
+    }
+    spdlog::info("created data directory '{}' (mode 0700)", dir);
+    if (::stat(dir.c_str(), &st) != 0) return Status::IoError("data directory '" + dir + "': " + std::strerror(errno));
   }
-  if (!S_ISDIR(st.st_mode)) return Status::IoError("data directory '" + options_.dir + "' is not a directory");
-  if (::access(options_.dir.c_str(), W_OK | X_OK) != 0) {
-    return Status::IoError("data directory '" + options_.dir + "' is not writable: " + std::strerror(errno));
+  if (!S_ISDIR(st.st_mode)) return Status::IoError("data directory '" + dir + "' is not a directory");
+  if (::access(dir.c_str(), W_OK | X_OK) != 0) {
+    return Status::IoError("data directory '" + dir + "' is not writable: " + std::strerror(errno));
   }
+  // A directory that holds someone else's files is not a node's: refuse it
+  // rather than mix libraft's files into it.
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+    const std::string name = entry.path().filename().string();
+    if (entry.is_socket(ec)) continue;  // the node's own listening socket may live here
+    if (!raft_file(name)) {
+      return Status::IoError("data directory '" + dir + "' holds files that are not sqraft's (for example '" + name +
+                             "'): give a new or empty directory");
+    }
+  }
+  if (ec) return Status::IoError("data directory '" + dir + "': " + ec.message());
   return Status::Ok();
 }
 

@@ -38,7 +38,7 @@ struct NodeOptions {
   raft_id id = 0;
   std::string address;        // how clients and peers reach this node
   std::string bind_address;   // where to listen, if different (e.g. 0.0.0.0:9000)
-  std::string dir;            // data directory (must exist and be writable)
+  std::string dir;            // data directory: created (0700) if missing; must hold only sqraft's files
   // Expected one-way network latency; heartbeat = 5x, election timeout = 50x.
   unsigned network_latency_ms = 20;
   unsigned snapshot_threshold = 1024;  // entries between snapshots

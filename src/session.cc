@@ -1035,14 +1035,21 @@ void Session::handle_interrupt() {
 }
 
 bool Session::stopped_by_interrupt(const Status& s) const {
-  return (s.code() & 0xff) == SQLITE_INTERRUPT && cancel_.load() == uint8_t(StopReason::kClientInterrupt);
+  // The guard's message says why it stopped the statement: only a stop for
+  // this client's INTERRUPT ends the stream with EMPTY alone (a deadline
+  // that passes after an INTERRUPT is still reported).
+  return (s.code() & 0xff) == SQLITE_INTERRUPT && cancel_.load() == uint8_t(StopReason::kClientInterrupt) &&
+         s.message() == SqlGuard::kInterruptedByClient;
 }
 
 void Session::end_stream_interrupted() {
   const bool on_writer = stream_rows_ && stream_rows_->on_writer;
   const uint32_t db_id = stream_rows_ ? stream_rows_->db : 0;
   stream_rows_.reset();  // a reader cursor's statement is reset on its next use
-  if (on_writer && dbs_.count(db_id)) {
+  // Only a client's own transaction keeps a cursor on the writer; outside
+  // one the writer has already dropped it (and another client may own the
+  // writer, so a cancel request would wait behind its transaction).
+  if (on_writer && dbs_.count(db_id) && dbs_.at(db_id).in_txn) {
     DbWriter::Request req;
     req.session = id_;
     req.kind = DbWriter::Kind::kCancelRows;

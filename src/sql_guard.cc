@@ -208,7 +208,8 @@ int SqlGuard::on_progress(void* arg) {
   StopReason r = StopReason::kNone;
   if (g->node_stopping_ != nullptr && g->node_stopping_->load(std::memory_order_relaxed)) {
     r = StopReason::kNodeStopping;
-  } else if (uint8_t c = g->cancel_ ? g->cancel_->load(std::memory_order_relaxed) : 0; c != 0) {
+  } else if (uint8_t c = g->cancel_ ? g->cancel_->load(std::memory_order_relaxed) : 0;
+             c != 0 && (g->honor_interrupt_ || c != uint8_t(StopReason::kClientInterrupt))) {
     r = StopReason(c);
   } else if (g->checks_left_ != 0 && --g->checks_left_ == 0) {
     r = g->inline_ ? StopReason::kInlineBudget : StopReason::kSteps;
@@ -227,7 +228,7 @@ Status SqlGuard::explain(const Status& s) const {
   if (primary != SQLITE_INTERRUPT) return s;
   switch (reason_) {
     case StopReason::kClientInterrupt:
-      return Status::Error(SQLITE_INTERRUPT, "interrupted: the client sent INTERRUPT");
+      return Status::Error(SQLITE_INTERRUPT, kInterruptedByClient);
     case StopReason::kClientGone:
       return Status::Error(SQLITE_INTERRUPT, "interrupted: the client disconnected");
     case StopReason::kTimeout:
@@ -246,6 +247,12 @@ Status SqlGuard::explain(const Status& s) const {
       break;
   }
   return s;
+}
+
+SqlGuard* SqlGuard::of_mutable(sqlite3* conn) {
+  std::lock_guard lk(registry_mu);
+  auto it = registry().find(conn);
+  return it == registry().end() ? nullptr : const_cast<SqlGuard*>(it->second);
 }
 
 const SqlGuard* SqlGuard::of(sqlite3* conn) {

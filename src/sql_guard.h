@@ -113,11 +113,21 @@ class SqlGuard {
   // `s` with a message that says why, if the guard stopped the statement.
   Status explain(const Status& s) const;
 
+  // A statement that writes is not stopped by the client's INTERRUPT (it
+  // would roll back the write, or the client's whole transaction, while the
+  // client only asked to stop reading rows); RowCursor turns this off for
+  // such statements. Deadlines, disconnects and shutdown still stop them.
+  void honor_client_interrupt(bool on) { honor_interrupt_ = on; }
+  static SqlGuard* of_mutable(sqlite3* conn);
+
   // While set, the authorizer also records what statements touch.
   void record(Touches* touches) { touches_ = touches; }
 
   // The guard of `conn`, or null (for sqlite_error()).
   static const SqlGuard* of(sqlite3* conn);
+
+  // The message of a statement stopped by its client's INTERRUPT.
+  static constexpr const char* kInterruptedByClient = "interrupted: the client sent INTERRUPT";
 
   // The message a refused pragma gets (for tests and docs).
   static std::string pragma_refusal(const std::string& name);
@@ -143,6 +153,7 @@ class SqlGuard {
   uint64_t checks_left_ = 0;  // 0: unlimited
   StopReason reason_ = StopReason::kNone;
   Touches* touches_ = nullptr;
+  bool honor_interrupt_ = true;
 };
 
 }  // namespace sqraft

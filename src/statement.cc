@@ -316,7 +316,7 @@ Result<ExecOutcome> exec_script(sqlite3* conn, const std::string& sql, const std
 
 // ---- rows ------------------------------------------------------------------------
 
-RowCursor::RowCursor(sqlite3_stmt* stmt) : stmt_(stmt) {
+RowCursor::RowCursor(sqlite3_stmt* stmt) : stmt_(stmt), writes_(sqlite3_stmt_readonly(stmt) == 0) {
   const int n = sqlite3_column_count(stmt);
   for (int i = 0; i < n; i++) {
     const char* name = sqlite3_column_name(stmt, i);
@@ -343,17 +343,28 @@ RowCursor::RowCursor(RowCursor&& o) noexcept
       columns_(std::move(o.columns_)),
       declared_(std::move(o.declared_)),
       last_rc_(o.last_rc_),
-      interrupted_(o.interrupted_) {
+      interrupted_(o.interrupted_),
+      writes_(o.writes_) {
   o.stmt_ = nullptr;
 }
 
 Result<std::vector<uint8_t>> RowCursor::next_batch(sqlite3* conn, size_t max_bytes, bool* done) {
   if (interrupted_) {
     *done = true;
-    return Status::Error(SQLITE_INTERRUPT, "interrupted: the client sent INTERRUPT");
+    return Status::Error(SQLITE_INTERRUPT, SqlGuard::kInterruptedByClient);
   }
   wire::RowsWriter rows(columns_);
   std::vector<wire::Value> values(columns_.size());
+  // A statement that writes runs to its end whatever the client's INTERRUPT
+  // (see SqlGuard::honor_client_interrupt).
+  SqlGuard* guard = writes_ ? SqlGuard::of_mutable(conn) : nullptr;
+  if (guard != nullptr) guard->honor_client_interrupt(false);
+  struct Restore {
+    SqlGuard* g;
+    ~Restore() {
+      if (g != nullptr) g->honor_client_interrupt(true);
+    }
+  } restore{guard};
   for (;;) {
     last_rc_ = sqlite3_step(stmt_);
     if (last_rc_ != SQLITE_ROW) break;

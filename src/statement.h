@@ -112,6 +112,7 @@ class RowCursor {
   std::vector<int> declared_;  // 0 plain, 1 date/time, 2 boolean
   int last_rc_ = SQLITE_ROW;
   bool interrupted_ = false;
+  bool writes_ = false;  // INSERT ... RETURNING and the like
 };
 
 }  // namespace sqraft

@@ -132,7 +132,7 @@ void add_node_command(CLI::App& app, NodeArgs& a, int& rc) {
   CLI::App* cmd = app.add_subcommand("node", "Run a sqraft node in the foreground (logs on stderr; Ctrl-C stops it)");
   cmd->add_option("--id", a.id, "Node id (a positive integer, unique in the cluster)")->required()->check(CLI::PositiveNumber);
   cmd->add_option("--address", a.address, "Address for clients and peers: host:port, @abstract or /socket/path")->required();
-  cmd->add_option("--dir", a.dir, "Data directory (must exist)")->required();
+  cmd->add_option("--dir", a.dir, "Data directory (created, mode 0700, if missing; must hold only sqraft's files)")->required();
   cmd->add_option("--cluster", a.cluster, "Founding voters, id@address,... (bootstraps a new cluster once)");
   cmd->add_option("--bind", a.bind, "Listen here instead of --address (e.g. 0.0.0.0:9001)");
   cmd->add_option("--latency-ms", a.latency_ms, "Network latency: heartbeat 5x, election timeout 50x")

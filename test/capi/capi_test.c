@@ -186,15 +186,19 @@ int main(void) {
   sqraft_node* bad = NULL;
   CHECK(sqraft_node_create(0, "@x", "/tmp", &bad) == SQRAFT_MISUSE && bad == NULL);
   CHECK(sqraft_node_create(5, "host:notaport", "/tmp", &bad) == SQRAFT_MISUSE);
-  REQUIRE_OK(sqraft_node_create(5, "@sqraft-capi-bad", "/nonexistent/dir", &bad), "create");
+  /* A data directory that cannot be created (its parent is a file). */
+  REQUIRE_OK(sqraft_node_create(5, "@sqraft-capi-bad", "/dev/null/dir", &bad), "create");
   CHECK(sqraft_node_start(bad) == SQRAFT_IOERR);
-  CHECK(strstr(sqraft_node_errmsg(bad), "/nonexistent/dir") != NULL);
+  CHECK(strstr(sqraft_node_errmsg(bad), "/dev/null/dir") != NULL);
   sqraft_node_destroy(bad);
   CHECK(sqraft_generate_id("@x") != 0);
 
-  /* A failed start can be retried once the cause is fixed. */
+  /* A failed start can be retried once the cause is fixed: here a file
+     stands where the data directory should be. */
   char late_dir[300], late_addr[64];
   snprintf(late_dir, sizeof late_dir, "%s/late", base_dir);
+  FILE* in_the_way = fopen(late_dir, "w");
+  if (in_the_way) fclose(in_the_way);
   snprintf(late_addr, sizeof late_addr, "@sqraft-capi-%d-late", (int)getpid());
   sqraft_node* late = NULL;
   REQUIRE_OK(sqraft_node_create(21, late_addr, late_dir, &late), "create");
@@ -212,7 +216,8 @@ int main(void) {
   sqraft_server late_cluster = {21, late_addr, SQRAFT_VOTER};
   REQUIRE_OK(sqraft_node_set_cluster(late, &late_cluster, 1), sqraft_node_errmsg(late));
   CHECK(sqraft_node_start(late) == SQRAFT_IOERR);
-  mkdir(late_dir, 0755);
+  CHECK(strstr(sqraft_node_errmsg(late), "is not a directory") != NULL);
+  unlink(late_dir); /* the node creates the directory itself */
   REQUIRE_OK(sqraft_node_start(late), sqraft_node_errmsg(late));
   CHECK(sqraft_node_set_weight(late, 1) == SQRAFT_MISUSE); /* settings only before start */
   const char* late_addresses[] = {late_addr};

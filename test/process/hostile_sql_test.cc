@@ -305,6 +305,42 @@ TEST_CASE("hostile SQL: runaway statements stop at their deadline, on INTERRUPT 
     std::vector<std::vector<wire::Value>> rows;
     REQUIRE(query_all(*cl.value(), db.value(), "SELECT 1", &rows).ok());  // the connection goes on
   }
+  // INTERRUPT of a query that writes (INSERT ... RETURNING) stops the
+  // stream, not the write: inside a transaction the transaction goes on and
+  // commits everything; outside one every row is inserted.
+  REQUIRE(cl.value()->exec(db.value(), "CREATE TABLE r(x)").ok());
+  const std::string returning =
+      "WITH RECURSIVE s(x) AS (VALUES(1) UNION ALL SELECT x+1 FROM s WHERE x < 20000) "
+      "INSERT INTO r SELECT x FROM s RETURNING x";
+  for (const bool in_txn : {true, false}) {
+    CAPTURE(in_txn);
+    if (in_txn) REQUIRE(cl.value()->exec(db.value(), "BEGIN").ok());
+    wire::BodyWriter q;
+    q.u64(db.value());
+    q.text(returning);
+    q.params({}, 0);
+    std::vector<uint8_t> both = q.finish(wire::kQuerySql);
+    wire::BodyWriter intr;
+    intr.u64(db.value());
+    const std::vector<uint8_t> second = intr.finish(wire::kInterrupt);
+    both.insert(both.end(), second.begin(), second.end());
+    REQUIRE(cl.value()->send_raw(both).ok());
+    bool empty = false;
+    for (int i = 0; i < 100 && !empty; i++) {
+      auto m = cl.value()->receive();
+      REQUIRE(m.ok());
+      CHECK(m->first.type != wire::kFailure);
+      empty = m->first.type == wire::kEmpty;
+    }
+    REQUIRE(empty);
+    if (in_txn) {
+      auto commit = cl.value()->exec(db.value(), "COMMIT");
+      CHECK_MESSAGE(commit.ok(), commit.status().to_string());
+    }
+    std::vector<std::vector<wire::Value>> rows;
+    REQUIRE(query_all(*cl.value(), db.value(), "SELECT count(*) FROM r", &rows).ok());
+    CHECK(rows.at(0).at(0).integer == (in_txn ? 20000 : 40000));
+  }
   CHECK(elections(c) == elections_before);
   check_writable(c);
 }

@@ -2,6 +2,7 @@
 // kill -9 of leaders and of everyone, restarts from snapshots, catch-up by
 // snapshot over the network, and bad input of every kind.
 #include <doctest/doctest.h>
+#include <sys/stat.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -218,12 +219,42 @@ TEST_CASE("process: a follower down through several snapshots catches up by snap
   (void)log;
 }
 
+TEST_CASE("process: a missing data directory is created (mode 0700, parents too) and the node comes back from it") {
+  test::TempDir tmp;
+  const std::string dir = tmp.file("a/b/node1");
+  ProcessCluster::Options o;
+  o.n = 1;
+  ProcessCluster c(o);
+  // ProcessCluster made its own directory; point the node at a new one.
+  std::vector<std::string> argv = {ProcessCluster::binary(), "node", "--id", "1", "--address", c.address(0),
+                                   "--dir", dir, "--cluster", "1@" + c.address(0)};
+  auto run = test::run_command(argv, "", 3000);  // runs until the timeout kills it
+  CHECK_MESSAGE(run.output.find("created data directory '" + dir + "' (mode 0700)") != std::string::npos, run.output);
+  struct stat st {};
+  REQUIRE(::stat(dir.c_str(), &st) == 0);
+  CHECK((st.st_mode & 0777) == 0700);
+  REQUIRE(::stat(tmp.file("a").c_str(), &st) == 0);
+  CHECK((st.st_mode & 0777) == 0700);
+  CHECK(std::filesystem::exists(dir + "/metadata1"));
+  // Its own files do not count as a stranger's: it starts again from them.
+  auto again = test::run_command(argv, "", 3000);
+  CHECK(again.output.find("holds files that are not sqraft's") == std::string::npos);
+  CHECK_MESSAGE(again.output.find("rejoining") != std::string::npos, again.output);
+}
+
 TEST_CASE("process: bad start-up input gives specific errors") {
   test::TempDir tmp;
   const std::string bin = ProcessCluster::binary();
-  auto missing = test::run_command({bin, "node", "--id", "1", "--address", "@sqraft-bad-1", "--dir", tmp.file("nope")});
-  CHECK(missing.status != 0);
-  CHECK(missing.output.find("data directory '" + tmp.file("nope") + "': No such file or directory") != std::string::npos);
+  // A directory that holds files that are not sqraft's is refused.
+  std::filesystem::create_directories(tmp.file("home"));
+  std::ofstream(tmp.file("home/notes.txt")) << "mine";
+  auto foreign = test::run_command({bin, "node", "--id", "1", "--address", "@sqraft-bad-1", "--dir", tmp.file("home"),
+                                    "--cluster", "1@@sqraft-bad-1"});
+  CHECK(foreign.status == 1);
+  CHECK_MESSAGE(foreign.output.find("holds files that are not sqraft's (for example 'notes.txt')") != std::string::npos,
+                foreign.output);
+  CHECK(std::filesystem::exists(tmp.file("home/notes.txt")));
+  CHECK_FALSE(std::filesystem::exists(tmp.file("home/metadata1")));
 
   std::ofstream(tmp.file("a-file")) << "x";
   auto not_dir = test::run_command({bin, "node", "--id", "1", "--address", "@sqraft-bad-2", "--dir", tmp.file("a-file")});
