@@ -107,8 +107,8 @@ bool allowed_module(const char* m) {
 // Guards by connection, so that sqlite_error() can explain a refusal or an
 // interrupt without every caller passing the guard along.
 std::mutex registry_mu;
-std::unordered_map<sqlite3*, const SqlGuard*>& registry() {
-  static std::unordered_map<sqlite3*, const SqlGuard*> r;
+std::unordered_map<sqlite3*, SqlGuard*>& registry() {
+  static std::unordered_map<sqlite3*, SqlGuard*> r;
   return r;
 }
 
@@ -171,28 +171,28 @@ void SqlGuard::set_size_limits(bool small) {
                       : limits_.like_pattern_bytes_max);
 }
 
-void SqlGuard::arm(const std::atomic<uint8_t>* cancel) {
-  if (inline_reads_) set_size_limits(false);
+void SqlGuard::start(const std::atomic<uint8_t>* cancel, std::chrono::nanoseconds budget, uint64_t checks,
+                     bool on_loop) {
   armed_ = true;
-  inline_ = false;
+  inline_ = on_loop;
   cancel_ = cancel;
   reason_ = StopReason::kNone;
   refusal.clear();
-  deadline_ = std::chrono::steady_clock::now() + std::chrono::milliseconds(limits_.statement_timeout_ms);
-  checks_left_ = limits_.statement_vm_steps_max == 0
-                     ? 0
-                     : std::max<uint64_t>(1, limits_.statement_vm_steps_max / kStepsPerCheck);
+  deadline_ = std::chrono::steady_clock::now() + budget;
+  checks_left_ = checks;
+}
+
+void SqlGuard::arm(const std::atomic<uint8_t>* cancel) {
+  if (inline_reads_) set_size_limits(false);
+  const uint64_t checks = limits_.statement_vm_steps_max == 0
+                              ? 0
+                              : std::max<uint64_t>(1, limits_.statement_vm_steps_max / kStepsPerCheck);
+  start(cancel, std::chrono::milliseconds(limits_.statement_timeout_ms), checks, false);
 }
 
 void SqlGuard::arm_inline(const std::atomic<uint8_t>* cancel) {
   assert(inline_reads_);  // the connection rests at the small size limits
-  armed_ = true;
-  inline_ = true;
-  cancel_ = cancel;
-  reason_ = StopReason::kNone;
-  refusal.clear();
-  deadline_ = std::chrono::steady_clock::now() + kInlineTime;
-  checks_left_ = kInlineChecks;
+  start(cancel, kInlineTime, kInlineChecks, true);
 }
 
 void SqlGuard::disarm() {
@@ -249,13 +249,7 @@ Status SqlGuard::explain(const Status& s) const {
   return s;
 }
 
-SqlGuard* SqlGuard::of_mutable(sqlite3* conn) {
-  std::lock_guard lk(registry_mu);
-  auto it = registry().find(conn);
-  return it == registry().end() ? nullptr : const_cast<SqlGuard*>(it->second);
-}
-
-const SqlGuard* SqlGuard::of(sqlite3* conn) {
+SqlGuard* SqlGuard::of(sqlite3* conn) {
   std::lock_guard lk(registry_mu);
   auto it = registry().find(conn);
   return it == registry().end() ? nullptr : it->second;

@@ -118,13 +118,12 @@ class SqlGuard {
   // client only asked to stop reading rows); RowCursor turns this off for
   // such statements. Deadlines, disconnects and shutdown still stop them.
   void honor_client_interrupt(bool on) { honor_interrupt_ = on; }
-  static SqlGuard* of_mutable(sqlite3* conn);
 
   // While set, the authorizer also records what statements touch.
   void record(Touches* touches) { touches_ = touches; }
 
-  // The guard of `conn`, or null (for sqlite_error()).
-  static const SqlGuard* of(sqlite3* conn);
+  // The guard of `conn`, or null (for sqlite_error() and RowCursor).
+  static SqlGuard* of(sqlite3* conn);
 
   // The message of a statement stopped by its client's INTERRUPT.
   static constexpr const char* kInterruptedByClient = "interrupted: the client sent INTERRUPT";
@@ -134,6 +133,7 @@ class SqlGuard {
 
  private:
   static int on_progress(void* arg);
+  void start(const std::atomic<uint8_t>* cancel, std::chrono::nanoseconds budget, uint64_t checks, bool on_loop);
   void set_size_limits(bool small);
   static int on_authorize(void* arg, int action, const char* a1, const char* a2, const char* db, const char* trigger);
   int authorize(int action, const char* a1, const char* a2, const char* db);

@@ -145,12 +145,6 @@ Result<sqlite3_stmt*> StmtCache::get(const std::string& sql) {
   return stmt;
 }
 
-std::optional<bool> StmtCache::bounded(const std::string& sql) const {
-  auto it = entries_.find(sql);
-  if (it == entries_.end()) return std::nullopt;
-  return it->second.bounded;
-}
-
 sqlite3_stmt* StmtCache::get_bounded(const std::string& sql) {
   auto it = entries_.find(sql);
   if (it == entries_.end() || it->second.bounded != std::optional<bool>(true)) return nullptr;
@@ -357,7 +351,7 @@ Result<std::vector<uint8_t>> RowCursor::next_batch(sqlite3* conn, size_t max_byt
   std::vector<wire::Value> values(columns_.size());
   // A statement that writes runs to its end whatever the client's INTERRUPT
   // (see SqlGuard::honor_client_interrupt).
-  SqlGuard* guard = writes_ ? SqlGuard::of_mutable(conn) : nullptr;
+  SqlGuard* guard = writes_ ? SqlGuard::of(conn) : nullptr;
   if (guard != nullptr) guard->honor_client_interrupt(false);
   struct Restore {
     SqlGuard* g;

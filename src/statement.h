@@ -45,11 +45,9 @@ class StmtCache {
 
   // A reset statement for `sql` (one statement; a tail is an error).
   Result<sqlite3_stmt*> get(const std::string& sql);
-  // Whether `sql` may run on the loop thread (see bounded_cost()): unknown
-  // until learn_cost() ran for it. Both need `sql` to be cached.
-  std::optional<bool> bounded(const std::string& sql) const;
-  // The reset statement for `sql` if it is cached and known to be bounded,
-  // else null (one lookup: the loop thread's fast path).
+  // The reset statement for `sql` if it is cached and known to run at a
+  // bounded cost per step (bounded_cost()), else null: the loop thread's
+  // fast path. Unknown until learn_cost() ran for the cached `sql`.
   sqlite3_stmt* get_bounded(const std::string& sql);
   void learn_cost(const std::string& sql);
   void clear();

@@ -73,15 +73,24 @@ Status query_all(Client& cl, uint32_t db, const std::string& sql, std::vector<st
   return rows.value()->status();
 }
 
+// A query that never ends by itself.
+const char* const kForever = "WITH RECURSIVE c(x) AS (VALUES(1) UNION ALL SELECT x+1 FROM c) SELECT count(*) FROM c";
+
+// Starts every node of `c` and returns the index of the elected leader.
+unsigned start_with_leader(ProcessCluster& c) {
+  REQUIRE(c.start_all().ok());
+  const unsigned leader = c.leader_index();
+  REQUIRE(leader < 3);
+  return leader;
+}
+
 bool mentions(const Status& s, const std::string& what) { return s.message().find(what) != std::string::npos; }
 
 }  // namespace
 
 TEST_CASE("hostile SQL: crashes, bricks and corruption become clear errors") {
   ProcessCluster c({});
-  REQUIRE(c.start_all().ok());
-  const unsigned leader = c.leader_index();
-  REQUIRE(leader < 3);
+  const unsigned leader = start_with_leader(c);
   const size_t elections_before = elections(c);
   auto cl = c.leader_client();
   REQUIRE(cl.ok());
@@ -252,15 +261,13 @@ TEST_CASE("hostile SQL: runaway statements stop at their deadline, on INTERRUPT 
   ProcessCluster::Options o;
   o.extra_args = {"--statement-timeout-ms", "1500"};
   ProcessCluster c(o);
-  REQUIRE(c.start_all().ok());
-  const unsigned leader = c.leader_index();
-  REQUIRE(leader < 3);
+  (void)start_with_leader(c);  // the leader is found again by each client
   const size_t elections_before = elections(c);
   auto cl = c.leader_client();
   REQUIRE(cl.ok());
   auto db = cl.value()->open("runaway");
   REQUIRE(db.ok());
-  const std::string forever = "WITH RECURSIVE c(x) AS (VALUES(1) UNION ALL SELECT x+1 FROM c) SELECT count(*) FROM c";
+  const std::string forever = kForever;
 
   // 3. A runaway read is stopped at the deadline (it ran forever).
   auto t0 = Clock::now();
@@ -347,10 +354,8 @@ TEST_CASE("hostile SQL: runaway statements stop at their deadline, on INTERRUPT 
 
 TEST_CASE("hostile SQL: SIGTERM stops a node running four runaway queries within seconds") {
   ProcessCluster c({});
-  REQUIRE(c.start_all().ok());
-  const unsigned leader = c.leader_index();
-  REQUIRE(leader < 3);
-  const std::string forever = "WITH RECURSIVE c(x) AS (VALUES(1) UNION ALL SELECT x+1 FROM c) SELECT count(*) FROM c";
+  const unsigned leader = start_with_leader(c);
+  const std::string forever = kForever;
   std::vector<std::thread> runners;
   std::atomic<int> started{0};
   for (int i = 0; i < 4; i++) {
@@ -380,9 +385,7 @@ TEST_CASE("hostile SQL: a vanished client's write stops, and databases do not gr
   o.extra_args = {"--db-idle-close-ms", "300", "--max-databases", "400", "--write-threads", "4",
                   "--max-connections", "24"};
   ProcessCluster c(o);
-  REQUIRE(c.start_all().ok());
-  const unsigned leader = c.leader_index();
-  REQUIRE(leader < 3);
+  const unsigned leader = start_with_leader(c);
 
   // 8. A write whose client vanished held the database's writer.
   {
