@@ -224,6 +224,42 @@ SQRAFT_API int sqraft_set_weight(const char* address, unsigned long long weight,
  * SQLite can open. */
 SQRAFT_API int sqraft_dump(const char* address, const char* db, const char* dir, char** errmsg);
 
+/* Whole databases (docs/operations.md "Import and backup").
+ *
+ * `progress`, if not NULL, is called on the calling thread now and then with
+ * the bytes done so far and in all (for import an estimate, counted in the
+ * source file) and `arg`. */
+typedef void (*sqraft_progress_fn)(void* arg, unsigned long long done, unsigned long long total);
+#define SQRAFT_IMPORT_REPLACE 1 /* replace the database if it already has tables */
+
+/* Loads the SQLite database in `file` (any page size and journal mode) into
+ * the client's database (the `db` of sqraft_client_open) in one transaction
+ * on the leader: on success every node has the whole copy, on failure the
+ * database is unchanged on every node. The rows are copied, not the pages,
+ * in batches of about 1 MiB; indexes, views, triggers, AUTOINCREMENT
+ * counters and full-text tables come along. Blocks until done. Errors (with
+ * sqraft_client_errmsg()): SQRAFT_MISUSE (NULL arguments),
+ * SQRAFT_NOTFOUND (no such file), SQLITE_NOTADB 26 (not a database),
+ * SQRAFT_ERROR (the database already has tables and flags lacks
+ * SQRAFT_IMPORT_REPLACE, or a statement failed: the message names the table),
+ * SQRAFT_AUTH (the file needs SQL a client may not run, e.g. a virtual table
+ * module other than fts3/4/5, rtree, geopoly), SQRAFT_TOOBIG (a value over the
+ * node's --value-bytes-max), SQRAFT_NOTLEADER / SQRAFT_LEADERSHIPLOST / an I/O
+ * error (the leader changed or vanished: nothing was imported, run it again).
+ * The client reconnects for its next call after such errors. */
+SQRAFT_API int sqraft_import(sqraft_client* client, const char* file, int flags, sqraft_progress_fn progress,
+                             void* arg);
+
+/* Writes a standalone SQLite file (rollback-journal mode, no -wal) of the
+ * client's database as of one applied log index: the leader's copy, or that
+ * of the node at `node_address` when not NULL. `file` is replaced
+ * atomically; a temporary `<file>.sqraft-tmp` is used on the way. Errors:
+ * SQRAFT_MISUSE, SQRAFT_NOTFOUND (no such database on that node),
+ * SQRAFT_IOERR (cannot write `file`, or the connection failed),
+ * SQLITE_CORRUPT 11 (the copy failed its quick_check; nothing written). */
+SQRAFT_API int sqraft_backup(sqraft_client* client, const char* node_address, const char* file,
+                             sqraft_progress_fn progress, void* arg);
+
 #ifdef __cplusplus
 }
 #endif

@@ -11,6 +11,7 @@
 
 #include <cerrno>
 #include <chrono>
+#include <algorithm>
 #include <cstring>
 #include <thread>
 
@@ -164,8 +165,13 @@ Result<std::pair<wire::Header, std::vector<uint8_t>>> Client::receive() {
   if (Status s = read_exact(head, sizeof head); !s.ok()) return s;
   wire::Header h = wire::decode_header(head);
   std::vector<uint8_t> body(size_t(h.words) * wire::kWord);
-  if (!body.empty()) {
-    if (Status s = read_exact(body.data(), body.size()); !s.ok()) return s;
+  // Large bodies (a DUMP's FILES) are read in pieces so a caller can show progress.
+  constexpr size_t kPiece = size_t{1} << 20;
+  for (size_t done = 0; done < body.size();) {
+    const size_t n = std::min(kPiece, body.size() - done);
+    if (Status s = read_exact(body.data() + done, n); !s.ok()) return s;
+    done += n;
+    if (receive_progress_ && body.size() > kPiece) receive_progress_(done, body.size());
   }
   return std::make_pair(h, std::move(body));
 }
@@ -446,11 +452,7 @@ Result<std::vector<File>> Client::dump(const std::string& db) {
       return Status::Error(int(wire::kErrProto), "malformed FILES");
     }
     f.data.resize(size);
-    for (auto& ch : f.data) {
-      uint8_t b;
-      rd.u8(&b);
-      ch = char(b);
-    }
+    if (!rd.raw(f.data.data(), size)) return Status::Error(int(wire::kErrProto), "malformed FILES");
   }
   return files;
 }

@@ -12,6 +12,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -85,6 +86,11 @@ class Client {
   Status weight(uint64_t weight);
   Result<std::vector<File>> dump(const std::string& db);
 
+  // Called while a large response arrives (bytes so far, bytes in all);
+  // empty: no calls. For progress output of long transfers (DUMP).
+  using Progress = std::function<void(uint64_t done, uint64_t total)>;
+  void set_receive_progress(Progress p) { receive_progress_ = std::move(p); }
+
   // Raw access for tests: send one message and read one response.
   Status send_raw(const std::vector<uint8_t>& bytes);
   Result<std::pair<wire::Header, std::vector<uint8_t>>> receive();
@@ -102,6 +108,7 @@ class Client {
   std::string address_;
   unsigned timeout_ms_;
   bool broken_ = false;
+  Progress receive_progress_;
 };
 
 // A query's rows, streamed from the server.

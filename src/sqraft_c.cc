@@ -18,6 +18,7 @@
 
 #include "address.h"
 #include "client.h"
+#include "transfer.h"
 #include "node.h"
 
 using namespace sqraft;
@@ -588,6 +589,53 @@ int sqraft_dump(const char* address, const char* db, const char* dir, char** err
   });
   if (rc != SQRAFT_OK && errmsg) *errmsg = dup_string(msg);
   return rc;
+}
+
+// ---- import and backup -------------------------------------------------------------
+
+int sqraft_import(sqraft_client* c, const char* file, int flags, sqraft_progress_fn progress, void* arg) {
+  if (c == nullptr) return SQRAFT_MISUSE;
+  if (file == nullptr || (flags & ~SQRAFT_IMPORT_REPLACE) != 0) {
+    c->errmsg = "sqraft_import: a file name and only known flags are required";
+    return SQRAFT_MISUSE;
+  }
+  return guarded(&c->errmsg, [&] {
+    if (Status s = ensure_connected(c); !s.ok()) return fail(&c->errmsg, s);
+    ImportOptions o;
+    o.replace = (flags & SQRAFT_IMPORT_REPLACE) != 0;
+    if (progress) o.progress = [progress, arg](uint64_t done, uint64_t total) { progress(arg, done, total); };
+    Result<ImportReport> r = import_database(*c->conn, c->db, file, o);
+    if (!r.ok()) {
+      // The import's transaction is over either way; a connection that broke
+      // or points at an old leader is replaced on the next call.
+      after_failure(c, r.status());
+      return fail(&c->errmsg, r.status());
+    }
+    return SQRAFT_OK;
+  });
+}
+
+int sqraft_backup(sqraft_client* c, const char* node_address, const char* file, sqraft_progress_fn progress,
+                  void* arg) {
+  if (c == nullptr) return SQRAFT_MISUSE;
+  if (file == nullptr) {
+    c->errmsg = "sqraft_backup: a file name is required";
+    return SQRAFT_MISUSE;
+  }
+  return guarded(&c->errmsg, [&] {
+    TransferProgress p;
+    if (progress) p = [progress, arg](uint64_t done, uint64_t total) { progress(arg, done, total); };
+    if (node_address != nullptr) {
+      Result<std::unique_ptr<Client>> node = Client::connect_node(node_address);
+      if (!node.ok()) return fail(&c->errmsg, node.status());
+      Result<BackupReport> r = backup_database(*node.value(), c->db, file, p);
+      return fail(&c->errmsg, r.ok() ? Status::Ok() : r.status());
+    }
+    if (Status s = ensure_connected(c); !s.ok()) return fail(&c->errmsg, s);
+    Result<BackupReport> r = backup_database(*c->conn, c->db, file, p);
+    if (!r.ok()) after_failure(c, r.status());
+    return fail(&c->errmsg, r.ok() ? Status::Ok() : r.status());
+  });
 }
 
 }  // extern "C"

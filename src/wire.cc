@@ -176,6 +176,13 @@ bool BodyReader::u8(uint8_t* v) {
   return true;
 }
 
+bool BodyReader::raw(void* out, size_t n) {
+  if (!need(n)) return false;
+  if (n > 0) std::memcpy(out, p_, n);
+  p_ += n;
+  return true;
+}
+
 bool BodyReader::skip_padding() {
   const size_t offset = size_t(p_ - start_);
   const size_t n = padded(offset) - offset;

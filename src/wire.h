@@ -145,6 +145,7 @@ class BodyReader {
   bool f64(double* v);
   bool u32_pair(uint32_t* a, uint32_t* b);
   bool u8(uint8_t* v);
+  bool raw(void* out, size_t n);  // n bytes, unpadded
   bool text(std::string* s);  // NUL-terminated, padded
   bool blob(std::string* b);
   bool skip_padding();         // to the next word boundary from the start

@@ -3,6 +3,8 @@
 //   sqraft recover  rewrite a stopped node's cluster configuration
 //   sqraft shell    an interactive SQL shell over the wire protocol
 //   sqraft bench    a load generator for any dqlite-protocol cluster
+//   sqraft import   load an SQLite file into the cluster
+//   sqraft backup   write a standalone SQLite file of a database
 #include <CLI/CLI.hpp>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
@@ -213,6 +215,7 @@ int main(int argc, char** argv) {
   add_recover_command(app, recover_args, rc);
   add_shell_command(app, rc);
   add_bench_command(app, rc);
+  add_transfer_commands(app, rc);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -9,5 +9,7 @@ namespace sqraft::tools {
 void add_shell_command(CLI::App& app, int& rc);
 // `sqraft bench`.
 void add_bench_command(CLI::App& app, int& rc);
+// `sqraft import` and `sqraft backup`.
+void add_transfer_commands(CLI::App& app, int& rc);
 
 }  // namespace sqraft::tools

@@ -42,6 +42,52 @@ static sqraft_node* start_node(sqraft_id id, const char* address, const sqraft_s
   return node;
 }
 
+static void count_progress(void* arg, unsigned long long done, unsigned long long total) {
+  int* calls = (int*)arg;
+  if (done <= total) (*calls)++;
+}
+
+/* Backup of the client's database (101 rows in t), then that file imported
+ * as a new database: refused a second time, accepted with REPLACE. */
+static void transfer(sqraft_client* c, const char* const* addresses, unsigned n) {
+  char backup[512], wal[520];
+  snprintf(backup, sizeof backup, "%s/backup.db", base_dir);
+  snprintf(wal, sizeof wal, "%s-wal", backup);
+  int calls = 0;
+  REQUIRE_OK(sqraft_backup(c, NULL, backup, count_progress, &calls), sqraft_client_errmsg(c));
+  CHECK(calls > 0);
+  /* Another node's copy, as of what it has applied (maybe a little behind). */
+  char other[512];
+  snprintf(other, sizeof other, "%s/backup-other.db", base_dir);
+  REQUIRE_OK(sqraft_backup(c, addresses[n - 1], other, NULL, NULL), sqraft_client_errmsg(c));
+  unlink(other);
+  struct stat st;
+  CHECK(stat(backup, &st) == 0 && st.st_size >= 4096);
+  CHECK(stat(wal, &st) != 0); /* standalone: no -wal */
+  FILE* f = fopen(backup, "rb");
+  unsigned char header[20] = {0};
+  CHECK(f != NULL && fread(header, 1, sizeof header, f) == sizeof header);
+  if (f) fclose(f);
+  CHECK(memcmp(header, "SQLite format 3", 16) == 0);
+  CHECK(header[18] == 1 && header[19] == 1); /* rollback journal, not WAL */
+
+  sqraft_client* copy = NULL;
+  REQUIRE_OK(sqraft_client_open(addresses, n, "capi-copy.db", &copy), sqraft_client_errmsg(copy));
+  REQUIRE_OK(sqraft_import(copy, backup, 0, NULL, NULL), sqraft_client_errmsg(copy));
+  sqraft_rows* rows = NULL;
+  REQUIRE_OK(sqraft_query(copy, "SELECT count(*) FROM t", NULL, 0, &rows), sqraft_client_errmsg(copy));
+  CHECK(sqraft_rows_next(rows) == SQRAFT_ROW && sqraft_rows_value(rows, 0)->integer == 101);
+  sqraft_rows_close(rows);
+  CHECK(sqraft_import(copy, backup, 0, NULL, NULL) == SQRAFT_ERROR);
+  CHECK(strstr(sqraft_client_errmsg(copy), "already has tables") != NULL);
+  REQUIRE_OK(sqraft_import(copy, backup, SQRAFT_IMPORT_REPLACE, NULL, NULL), sqraft_client_errmsg(copy));
+  CHECK(sqraft_import(copy, "/nonexistent/file.db", 0, NULL, NULL) == SQRAFT_NOTFOUND);
+  CHECK(sqraft_import(copy, backup, 99, NULL, NULL) == SQRAFT_MISUSE);
+  REQUIRE_OK(sqraft_exec(copy, "INSERT INTO t(i) VALUES (1)", NULL, 0, NULL, NULL), sqraft_client_errmsg(copy));
+  sqraft_client_close(copy);
+  unlink(backup);
+}
+
 static void exercise_sql(const char* const* addresses, unsigned n) {
   sqraft_client* c = NULL;
   int rc = sqraft_client_open(addresses, n, "capi.db", &c);
@@ -145,6 +191,7 @@ static void exercise_sql(const char* const* addresses, unsigned n) {
   struct stat st;
   CHECK(stat(path, &st) == 0 && st.st_size >= 4096);
   sqraft_free(leader_address);
+  transfer(c, addresses, n);
   sqraft_client_close(c);
 }
 
@@ -210,7 +257,7 @@ int main(void) {
   CHECK(sqraft_node_set_max_databases(late, 0) == SQRAFT_MISUSE);
   CHECK(sqraft_node_set_threads(late, 0, 4) == SQRAFT_MISUSE);
   REQUIRE_OK(sqraft_node_set_statement_timeout_ms(late, 500), sqraft_node_errmsg(late));
-  REQUIRE_OK(sqraft_node_set_max_databases(late, 2), sqraft_node_errmsg(late));
+  REQUIRE_OK(sqraft_node_set_max_databases(late, 3), sqraft_node_errmsg(late)); /* capi.db, capi-copy.db, second.db */
   REQUIRE_OK(sqraft_node_set_threads(late, 2, 2), sqraft_node_errmsg(late));
   REQUIRE_OK(sqraft_node_set_failure_domain(late, 210), sqraft_node_errmsg(late)); /* exercise_sql checks id * 10 */
   sqraft_server late_cluster = {21, late_addr, SQRAFT_VOTER};
@@ -224,7 +271,7 @@ int main(void) {
   exercise_sql(late_addresses, 1);
   {
     /* The statement timeout stops a runaway query; refused SQL says why;
-       a second database is the last one the node may hold. */
+       second.db is the last database the node may hold. */
     sqraft_client* c = NULL;
     REQUIRE_OK(sqraft_client_open(late_addresses, 1, "capi.db", &c), sqraft_client_errmsg(c));
     sqraft_rows* rows = NULL;
