@@ -129,6 +129,11 @@ SQRAFT_API int sqraft_node_set_max_databases(sqraft_node* node, unsigned n);
 /* Threads that run reads and threads that run the writers of all
  * databases. Defaults 4 and 4; each from 1 to 256, else SQRAFT_MISUSE. */
 SQRAFT_API int sqraft_node_set_threads(sqraft_node* node, unsigned readers, unsigned writers);
+/* Serves Prometheus metrics at http://<address>/metrics, address "host:port"
+ * (TCP; port 0 picks a free port). Before start; SQRAFT_MISUSE for NULL or a
+ * unix-socket address. sqraft_node_start fails with SQRAFT_IOERR if it cannot
+ * listen there. Every metric is described in docs/operations.md "Metrics". */
+SQRAFT_API int sqraft_node_set_metrics_address(sqraft_node* node, const char* address);
 /* The founding voters of a new cluster (this node among them). A node
  * started with an empty data directory bootstraps the cluster with them; a
  * node whose directory already holds a cluster ignores them and rejoins with

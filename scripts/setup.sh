@@ -8,10 +8,11 @@ PACKAGES="
   libsqlite3-dev sqlite3 libuv1-dev libraft-dev
   libprotobuf-dev protobuf-compiler doctest-dev
   libcli11-dev libspdlog-dev libfmt-dev nlohmann-json3-dev
-  libedit-dev libxxhash-dev liblz4-dev libbenchmark-dev
+  libedit-dev libxxhash-dev liblz4-dev libbenchmark-dev libcpp-httplib-dev
 "
-# Reference peers for interop tests and benchmark comparisons.
-PEERS="go-dqlite libdqlite0 golang-go golang-github-canonical-go-dqlite-dev"
+# Reference peers for interop tests and benchmark comparisons, and promtool
+# (package prometheus) that checks the /metrics page in the suite.
+PEERS="go-dqlite libdqlite0 golang-go golang-github-canonical-go-dqlite-dev prometheus"
 
 missing=""
 for p in $PACKAGES ${SQRAFT_WITH_PEERS:+$PEERS}; do

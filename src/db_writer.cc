@@ -24,6 +24,11 @@ void DbWriter::schedule() {
   schedule_locked();
 }
 
+size_t DbWriter::queue_depth() const {
+  std::lock_guard lk(mu_);
+  return queue_.size();
+}
+
 bool DbWriter::connection_open() const {
   std::lock_guard lk(mu_);
   return has_conn_;
@@ -275,10 +280,8 @@ void DbWriter::run_batch(std::vector<Queued>& batch) {
     for (Queued& q : batch) fail(q.r, error);
     return;
   }
-  if (batch.size() > 1) {
-    batches_++;
-    batched_statements_ += batch.size();
-  }
+  batches_++;
+  batched_statements_ += batch.size();
   if (Status s = exec_simple("BEGIN IMMEDIATE"); !s.ok()) {
     for (Queued& q : batch) fail(q.r, s);
     return;

@@ -118,9 +118,11 @@ class DbWriter {
   const std::string& db() const { return db_; }
   // True while the writer holds an open SQLite connection (idle ones close).
   bool connection_open() const;
-  // Statistics.
+  // Statistics: transactions run for queued autocommit write statements
+  // (one or more each: a group commit), and the statements in them.
   uint64_t batches() const { return batches_; }
   uint64_t batched_statements() const { return batched_statements_; }
+  size_t queue_depth() const;  // requests waiting
 
  private:
   using Clock = std::chrono::steady_clock;

@@ -50,6 +50,10 @@ int Fsm::apply(struct raft_fsm* raw, const struct raft_buffer* buf, void** resul
     uint64_t proposal_id = 0;
     Status s = self->apply_command(buf, &proposal_id);
     self->applied_++;
+    if (self->metrics_) {
+      self->metrics_->applied_entries++;
+      self->metrics_->applied_bytes += buf->len;
+    }
     if (s.is_divergence()) {
       spdlog::critical("FATAL: {}", s.message());
       self->halted_ = true;
@@ -120,7 +124,17 @@ int Fsm::snapshot_async(struct raft_fsm* raw, struct raft_buffer* bufs[], unsign
 
 int Fsm::snapshot_finalize(struct raft_fsm* raw, struct raft_buffer* bufs[], unsigned* n_bufs) {
   Fsm* self = static_cast<Fsm*>(raw->data);
-  if (self->pending_ && !self->pending_->encoded.empty()) self->snapshots_++;
+  if (self->pending_ && !self->pending_->encoded.empty()) {
+    self->snapshots_++;
+    if (self->metrics_) {
+      uint64_t bytes = 0;
+      for (const SnapshotBuffer& b : self->pending_->encoded) bytes += b.size;
+      self->metrics_->snapshots_taken++;
+      self->metrics_->snapshot_last_bytes = bytes;
+      self->metrics_->snapshot_seconds.observe(
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - self->pending_->started).count());
+    }
+  }
   Status failure = self->pending_ ? self->pending_->failure : Status::Ok();
   self->pending_.reset();
   if (failure.is_divergence() && !self->halted_) {
@@ -151,6 +165,7 @@ int Fsm::restore(struct raft_fsm* raw, struct raft_buffer* buf) {
     return RAFT_NOMEM;
   }
   self->restores_++;
+  if (self->metrics_) self->metrics_->snapshots_restored++;
   raft_free(buf->base);  // on success the buffer is ours
   return 0;
 }

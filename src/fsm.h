@@ -17,11 +17,13 @@
 #include "raft_api.h"
 
 #include <cstdint>
+#include <chrono>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "frames.h"
+#include "metrics.h"
 #include "snapshot_codec.h"
 #include "status.h"
 
@@ -57,6 +59,8 @@ class Fsm {
   uint64_t applied_commands() const { return applied_; }
   uint64_t snapshots_taken() const { return snapshots_; }
   uint64_t snapshots_restored() const { return restores_; }
+  // Where to count applies and snapshots (may be null; must outlive the Fsm).
+  void set_metrics(Metrics* m) { metrics_ = m; }
 
  private:
   static int apply(struct raft_fsm* fsm, const struct raft_buffer* buf, void** result);
@@ -72,6 +76,7 @@ class Fsm {
     std::vector<SnapshotBuffer> encoded;
     std::unique_ptr<struct raft_buffer[]> bufs;
     Status failure;  // set by snapshot_async, acted on by snapshot_finalize
+    std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
   };
 
   Vfs& vfs_;
@@ -82,6 +87,7 @@ class Fsm {
   uint64_t applied_ = 0;
   uint64_t snapshots_ = 0;
   uint64_t restores_ = 0;
+  Metrics* metrics_ = nullptr;
 };
 
 }  // namespace sqraft

@@ -106,6 +106,47 @@ Status NodeImpl::may_open(const std::string& db) {
                                             ", --max-databases)");
 }
 
+NodeGauges NodeImpl::gauges() {
+  NodeGauges g;
+  g.id = options_.id;
+  g.client_connections = sessions_.size();
+  g.databases = std::max(writers_.size(), vfs().count());
+  if (raft_ready_) {
+    g.term = raft_.current_term;
+    g.role = raft_state(&raft_);
+    const char* address = nullptr;
+    raft_id leader_id = 0;
+    raft_leader(&raft_, &leader_id, &address);
+    g.leader_id = leader_id;
+    g.commit_index = raft_.commit_index;
+    g.applied_index = raft_last_applied(&raft_);
+    g.last_index = raft_last_index(&raft_);
+    for (unsigned i = 0; i < raft_.configuration.n; i++) {
+      if (raft_.configuration.servers[i].role == RAFT_VOTER) g.voters++;
+    }
+  }
+  for (const auto& [name, w] : writers_) {
+    g.dbs.push_back({name, w->queue_depth(), w->batches(), w->batched_statements(), w->connection_open()});
+  }
+  return g;
+}
+
+Result<std::string> NodeImpl::metrics_page() {
+  {
+    std::lock_guard lk(state_mu_);
+    if (state_ != State::kRunning) return Status::Busy("the node is not running");
+  }
+  auto promise = std::make_shared<std::promise<NodeGauges>>();
+  std::future<NodeGauges> f = promise->get_future();
+  if (!post([this, promise] { promise->set_value(gauges()); })) return Status::Busy("the node is stopping");
+  if (f.wait_for(std::chrono::seconds(2)) != std::future_status::ready) {
+    return Status::Busy("the node's loop did not answer within 2 s");
+  }
+  NodeGauges g = f.get();
+  measure_raft_dir(options_.dir, &g);
+  return render_metrics(metrics_, g);
+}
+
 void NodeImpl::reap(Session* s) {
   // Defer: the session may be on the stack.
   const uint64_t id = s->id();
@@ -193,6 +234,7 @@ Status NodeImpl::init_raft() {
   ro.page_size = options_.page_size;
   ro.spill_threshold_bytes = options_.spill_threshold_bytes;
   ro.checkpoint_threshold_frames = options_.checkpoint_threshold_frames;
+  ro.metrics = &metrics_;
   Result<std::unique_ptr<Replica>> replica = Replica::create(ro);
   if (!replica.ok()) return replica.status();
   replica_ = std::move(replica).value();
@@ -269,6 +311,14 @@ Status NodeImpl::start() {
   struct sigaction current {};
   if (::sigaction(SIGPIPE, nullptr, &current) == 0 && current.sa_handler == SIG_DFL) ::signal(SIGPIPE, SIG_IGN);
   if (Status s = open_dir(); !s.ok()) return s;
+  if (!options_.metrics_address.empty()) {
+    // Listening first: a metrics address that cannot be used fails the start
+    // before anything else runs. Until the node runs, scrapes get 503.
+    Result<std::unique_ptr<MetricsServer>> m =
+        MetricsServer::start(options_.metrics_address, [this] { return metrics_page(); });
+    if (!m.ok()) return m.status();
+    metrics_server_ = std::move(m).value();
+  }
   Result<Address> listen_addr = parse_address(options_.bind_address.empty() ? options_.address : options_.bind_address);
   if (!listen_addr.ok()) return listen_addr.status().with_context("bind address");
   if (int rv = uv_loop_init(&loop_); rv != 0) return Status::Internal(std::string("uv loop: ") + uv_strerror(rv));
@@ -345,6 +395,7 @@ void NodeImpl::on_connection(uv_stream_t* server, int status) {
     return;
   }
   if (self->shutting_down_ || self->sessions_.size() >= self->options_.max_connections) {
+    self->metrics_.connections_refused++;
     spdlog::warn("refusing connection: {} connections open (limit {})", self->sessions_.size(),
                  self->options_.max_connections);
     // Say why before closing: a client reads this as the answer to its
@@ -361,6 +412,7 @@ void NodeImpl::on_connection(uv_stream_t* server, int status) {
     close_stream(client.value());
     return;
   }
+  self->metrics_.connections_accepted++;
   const uint64_t id = self->next_session_++;
   auto s = std::make_unique<Session>(*self, id, client.value());
   Session* raw = s.get();
@@ -422,6 +474,7 @@ Status NodeImpl::stop() {
     state_ = State::kStopped;
   }
   raft_.data = this;
+  metrics_server_.reset();  // its scrapes read the loop: stop them while it runs
   sql_stopping_ = true;  // whatever SQL runs stops within a few thousand VM steps
   {
     // The loop may already be gone if the node stopped itself (on_fatal).

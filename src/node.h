@@ -67,6 +67,8 @@ struct NodeOptions {
   unsigned write_batch_max = 512;
   unsigned write_queue_timeout_ms = 10000;
   unsigned txn_idle_timeout_ms = 30000;
+  // host:port where GET /metrics serves Prometheus metrics; empty: none.
+  std::string metrics_address;
   // Called (on the node's loop thread) when the node stops itself because it
   // cannot go on safely: its state diverged from the leader's. The node is
   // already shutting down; the owner should still call stop().

@@ -13,6 +13,8 @@
 #include <vector>
 
 #include "db_writer.h"
+#include "metrics.h"
+#include "metrics_server.h"
 #include "node.h"
 #include "raft_api.h"
 #include "replica.h"
@@ -46,6 +48,11 @@ class NodeImpl {
   // Set when the node begins to stop: every client statement stops.
   const std::atomic<bool>* sql_stopping() const { return &sql_stopping_; }
   Transport& transport() { return *transport_; }
+  // Counters any thread may bump.
+  Metrics& metrics() { return metrics_; }
+  // The /metrics page: state read on the loop thread (waits up to 2 s).
+  // Any thread but the loop's.
+  Result<std::string> metrics_page();
   const NodeOptions& options() const { return options_; }
   uint64_t failure_domain() const { return failure_domain_.load(); }
   uint64_t weight() const { return weight_.load(); }
@@ -70,6 +77,7 @@ class NodeImpl {
   static void on_connection(uv_stream_t* server, int status);
 
   NodeOptions options_;
+  Metrics metrics_;  // before everything that counts into it
   std::atomic<uint64_t> failure_domain_{0};
   std::atomic<uint64_t> weight_{0};
 
@@ -90,6 +98,8 @@ class NodeImpl {
   std::unique_ptr<WriterPool> writer_pool_;
   std::map<std::string, std::unique_ptr<DbWriter>> writers_;
   std::atomic<bool> sql_stopping_{false};
+  std::unique_ptr<MetricsServer> metrics_server_;
+  NodeGauges gauges();  // loop thread
   std::map<uint64_t, std::unique_ptr<Session>> sessions_;
   uint64_t next_session_ = 1;
   std::vector<uint64_t> parked_;  // sessions waiting for this leader to be ready

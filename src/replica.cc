@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <chrono>
 #include <cstring>
 #include <random>
 
@@ -59,6 +60,7 @@ Result<std::unique_ptr<Replica>> Replica::create(Options options) {
   if (!vfs.ok()) return vfs.status();
   self->vfs_ = std::move(vfs).value();
   self->fsm_ = std::make_unique<Fsm>(*self->vfs_, *self);
+  self->fsm_->set_metrics(options.metrics);
   return self;
 }
 
@@ -189,6 +191,10 @@ void Replica::submit(std::unique_ptr<Proposal> p, std::string encoded) {
   std::memcpy(buf.base, encoded.data(), buf.len);
   p->req.data = p.get();
   int rv = raft_apply(raft_, &p->req, &buf, 1, apply_cb);
+  if (rv == 0 && options_.metrics) {
+    options_.metrics->proposed_entries++;
+    options_.metrics->proposed_bytes += encoded.size();
+  }
   if (rv != 0) {
     raft_free(buf.base);
     fail(status_from_raft(rv, "propose"));
@@ -220,7 +226,14 @@ Status Replica::replicate(const FramesBatch& batch) {
   if (batch.commit && corrupt_next_checksum_.exchange(false)) {
     std::get<FramesBatch>(cmd.body).checksum ^= 0x5a5a5a5a5a5a5a5aULL;
   }
-  return propose_and_wait(std::move(cmd));
+  if (!batch.commit || options_.metrics == nullptr) return propose_and_wait(std::move(cmd));
+  const auto start = std::chrono::steady_clock::now();
+  Status s = propose_and_wait(std::move(cmd));
+  if (s.ok()) {
+    options_.metrics->commit_seconds.observe(
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  }
+  return s;
 }
 
 Status Replica::create_database(const std::string& name, const PagePtr& page1) {

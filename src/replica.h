@@ -41,6 +41,7 @@ class Replica final : public ReplicationHooks, public FsmObserver {
     size_t spill_threshold_bytes = size_t{8} << 20;
     // The leader asks for a Checkpoint once a database's WAL has this many frames.
     uint32_t checkpoint_threshold_frames = 1000;
+    Metrics* metrics = nullptr;  // counters to bump (may be null; must outlive the Replica)
   };
 
   static Result<std::unique_ptr<Replica>> create(Options options);

@@ -315,7 +315,10 @@ void Session::send(std::vector<uint8_t> msg, std::function<void()> after) {
   }
 }
 
-void Session::reply_failure(uint64_t code, const std::string& message) { send(wire::failure(code, message)); }
+void Session::reply_failure(uint64_t code, const std::string& message) {
+  node_.metrics().error(code);
+  send(wire::failure(code, message));
+}
 
 void Session::reply_failure(const Status& s) {
   reply_failure(uint64_t(uint32_t(s.code())), s.message());
@@ -337,11 +340,12 @@ bool Session::retry_parked() {
   }
   Message m = std::move(*parked_);
   parked_.reset();
-  handle(m);  // ready (it runs) or not the leader any more (it fails)
+  handle(m, /*retry=*/true);  // ready (it runs) or not the leader any more (it fails)
   return false;
 }
 
-void Session::handle(Message& m) {
+void Session::handle(Message& m, bool retry) {
+  if (!retry) node_.metrics().requests[m.header.type]++;
   busy_ = true;
   const uint8_t type = m.header.type;
   current_type_ = type;

@@ -85,7 +85,7 @@ class Session {
   void on_bytes(const uint8_t* data, size_t n);
   void parse();
   void dispatch(Message m);
-  void handle(Message& m);
+  void handle(Message& m, bool retry = false);  // retry: a parked request, counted already
   void done();  // the current request is answered: take the next one
   void hand_to_raft(const Message& m);
 

@@ -302,6 +302,20 @@ int sqraft_node_set_threads(sqraft_node* node, unsigned readers, unsigned writer
   return SQRAFT_OK;
 }
 
+int sqraft_node_set_metrics_address(sqraft_node* node, const char* address) {
+  if (int rc = not_before_start(node); rc != SQRAFT_OK) return rc;
+  if (address == nullptr) return SQRAFT_MISUSE;
+  return guarded(&node->errmsg, [&] {
+    Result<Address> a = parse_address(address);
+    if (!a.ok() || a.value().is_unix()) {
+      node->errmsg = std::string("metrics address '") + address + "': must be host:port";
+      return SQRAFT_MISUSE;
+    }
+    node->options.metrics_address = address;
+    return SQRAFT_OK;
+  });
+}
+
 int sqraft_node_set_weight(sqraft_node* node, unsigned long long weight) {
   if (int rc = not_before_start(node); rc != SQRAFT_OK) return rc;
   node->options.weight = weight;

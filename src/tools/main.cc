@@ -78,6 +78,7 @@ int run_node(const NodeArgs& a) {
   o.max_databases = a.limits.max_databases;
   o.db_idle_close_ms = a.limits.db_idle_close_ms;
   o.sql = a.limits.sql;
+  o.metrics_address = a.limits.metrics_address;
   if (!a.cluster.empty()) {
     Result<std::vector<Member>> c = parse_cluster(a.cluster);
     if (!c.ok()) {
@@ -170,6 +171,8 @@ void add_node_command(CLI::App& app, NodeArgs& a, int& rc) {
   cmd->add_option("--db-idle-close-ms", l.db_idle_close_ms,
                   "Close a database's writer connection after this long unused")
       ->check(CLI::PositiveNumber)->capture_default_str();
+  cmd->add_option("--metrics-address", l.metrics_address,
+                  "Serve Prometheus metrics at http://HOST:PORT/metrics (docs/operations.md \"Metrics\")");
   cmd->callback([&] { rc = run_node(a); });
 }
 

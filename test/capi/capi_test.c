@@ -6,6 +6,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -27,6 +30,34 @@ static int failures = 0;
   } while (0)
 
 static char base_dir[256];
+
+/* A plain HTTP/1.0 GET on 127.0.0.1:port; the response (headers and body,
+ * NUL-terminated) in `out`. Returns the bytes read or -1. */
+static int http_get(int port, const char* path, char* out, size_t size) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return -1;
+  struct sockaddr_in sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons((unsigned short)port);
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (connect(fd, (struct sockaddr*)&sa, sizeof sa) != 0) {
+    close(fd);
+    return -1;
+  }
+  char request[256];
+  const int n = snprintf(request, sizeof request, "GET %s HTTP/1.0\r\n\r\n", path);
+  if (write(fd, request, (size_t)n) != n) {
+    close(fd);
+    return -1;
+  }
+  size_t total = 0;
+  ssize_t r;
+  while (total + 1 < size && (r = read(fd, out + total, size - 1 - total)) > 0) total += (size_t)r;
+  out[total] = '\0';
+  close(fd);
+  return (int)total;
+}
 
 static sqraft_node* start_node(sqraft_id id, const char* address, const sqraft_server* cluster, unsigned n) {
   char dir[512];
@@ -260,6 +291,12 @@ int main(void) {
   REQUIRE_OK(sqraft_node_set_max_databases(late, 3), sqraft_node_errmsg(late)); /* capi.db, capi-copy.db, second.db */
   REQUIRE_OK(sqraft_node_set_threads(late, 2, 2), sqraft_node_errmsg(late));
   REQUIRE_OK(sqraft_node_set_failure_domain(late, 210), sqraft_node_errmsg(late)); /* exercise_sql checks id * 10 */
+  CHECK(sqraft_node_set_metrics_address(late, NULL) == SQRAFT_MISUSE);
+  CHECK(sqraft_node_set_metrics_address(late, "@not-tcp") == SQRAFT_MISUSE);
+  const int metrics_port = 40000 + (int)(getpid() % 20000);
+  char metrics_address[64];
+  snprintf(metrics_address, sizeof metrics_address, "127.0.0.1:%d", metrics_port);
+  REQUIRE_OK(sqraft_node_set_metrics_address(late, metrics_address), sqraft_node_errmsg(late));
   sqraft_server late_cluster = {21, late_addr, SQRAFT_VOTER};
   REQUIRE_OK(sqraft_node_set_cluster(late, &late_cluster, 1), sqraft_node_errmsg(late));
   CHECK(sqraft_node_start(late) == SQRAFT_IOERR);
@@ -269,6 +306,14 @@ int main(void) {
   CHECK(sqraft_node_set_weight(late, 1) == SQRAFT_MISUSE); /* settings only before start */
   const char* late_addresses[] = {late_addr};
   exercise_sql(late_addresses, 1);
+  {
+    /* Its metrics page shows it leads and has run requests. */
+    char page[65536];
+    const int got = http_get(metrics_port, "/metrics", page, sizeof page);
+    CHECK(got > 0 && strstr(page, "HTTP/1.1 200") == page);
+    CHECK(strstr(page, "\nsqraft_raft_role{role=\"leader\"} 1\n") != NULL);
+    CHECK(strstr(page, "\nsqraft_requests_total{type=\"exec_sql\"} ") != NULL);
+  }
   {
     /* The statement timeout stops a runaway query; refused SQL says why;
        second.db is the last database the node may hold. */
