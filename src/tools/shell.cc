@@ -1,29 +1,40 @@
-// `sqraft shell`: an SQL shell over the wire protocol, like dqlite's.
+// `sqraft shell`: an SQL shell over the wire protocol, like dqlite's, with
+// the sqlite3 shell's habits (.tables, .schema, .mode, .headers, .read...).
 //
 //   sqraft shell -s ADDR[,ADDR...] DB [SQL]
 //
 // Connects to the cluster's leader, opens DB and runs SQL given as an
-// argument, or the lines read from stdin when it is not a terminal (both stop
-// at the first error: exit status 1), or an interactive prompt with libedit
-// line editing and history in ~/.sqraft_history.
+// argument, or the lines read from stdin when it is not a terminal, or an
+// interactive prompt with libedit line editing and history in
+// ~/.sqraft_history. Argument and stdin input stop at the first error (exit
+// status 1) unless `.bail off` lets them go on (the exit status is 1 all the
+// same); the prompt goes on after errors unless `.bail on` (then it leaves
+// with status 1).
 //
 // Input: as in the sqlite3 shell, a statement continues over lines until a
 // ';' ends it (outside strings, comments and trigger bodies); a line may hold
 // several. What is left open at the end of the input runs as the last
 // statement. A line starting with '.' where no statement is open is a
-// command (see .help). A statement whose first keyword is SELECT, VALUES,
-// PRAGMA or EXPLAIN, or a WITH whose main statement is a SELECT, is a query
-// and prints its rows; others print nothing on success. Failures print
-// "Error: <message>" on stderr.
+// command (see .help and kCommands); its arguments are split at whitespace,
+// with '...' and "..." (backslash escapes inside) quoting as in sqlite3.
+// `.read FILE` feeds the file's lines through the same path as typed input,
+// nested up to kReadDepthMax files deep. A statement whose first keyword is
+// SELECT, VALUES, PRAGMA or EXPLAIN, or a WITH whose main statement is a
+// SELECT, is a query and prints its rows; others print nothing on success.
+// Failures print "Error: <message>" on stderr.
 //
-// Output, tabular (the default): one row per line, columns joined by '|', no
-// header, as dqlite's shell. NULL is printed as NULL (dqlite's Go shell
-// prints Go's "<nil>"), floats in their shortest exact form with ".0" on
-// whole numbers (as sqlite3), blobs as SQL literals x'0a1b', booleans as
-// true/false. JSON (--format json): each query prints one line, an array of
-// objects keyed by column name in column order (a repeated name gets ":2",
-// ":3"... appended); integers and floats are numbers, text a string, a blob
-// its hex digits, NULL null. Commands print JSON objects with snake_case keys.
+// Output: queries print in the .mode (shell_output.h): list by default (one
+// row per line, columns joined by '|', no header, as dqlite's shell; NULL as
+// NULL, floats in their shortest exact form with ".0" on whole numbers,
+// blobs as SQL literals x'0a1b', booleans as true/false), or csv, column,
+// table or json laid out as sqlite3 does; .headers adds the column names.
+// --format json: each query prints one line, an array of objects keyed by
+// column name in column order (a repeated name gets ":2", ":3"... appended),
+// and commands print JSON objects with snake_case keys. `.output FILE` sends
+// query and command output to FILE; errors stay on stderr and, as in
+// sqlite3, `.timer on`'s "Run Time: real X user Y sys Z" lines on stdout.
+// `.tables`, `.schema` and `.indexes` query sqlite_master (the schema table)
+// over the wire, as sqlite3 does locally.
 //
 // Connections: after "not leader", "leadership lost", code 12 (not found),
 // a protocol error or any I/O error, the connection is dropped and the next
@@ -31,33 +42,33 @@
 // statement is retried once right away on the new leader.
 #include <editline/readline.h>
 #include <sqlite3.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <cctype>
+#include <cassert>
 #include <charconv>
-#include <cmath>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
+#include <fstream>
 #include <iostream>
 #include <memory>
-#include <nlohmann/json.hpp>
+#include <span>
 #include <sstream>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "client.h"
+#include "shell_input.h"
+#include "shell_output.h"
 #include "tools.h"
 
 namespace sqraft::tools {
 
 namespace {
-
-using Json = nlohmann::ordered_json;
-
-enum class Format { kTabular, kJson };
 
 struct ShellArgs {
   std::vector<std::string> servers;
@@ -67,196 +78,39 @@ struct ShellArgs {
   unsigned timeout_ms = 10000;
 };
 
-constexpr const char* kHelp =
-    ".cluster                   List the nodes: ID|ADDRESS|ROLE (id in hex)\n"
-    ".leader                    Print the leader's address\n"
-    ".describe ADDRESS          Print a node's ADDRESS|FAILURE_DOMAIN|WEIGHT\n"
-    ".weight ADDRESS N          Set a node's weight\n"
-    ".remove ADDRESS            Remove a node from the cluster\n"
-    ".dump ADDRESS [DB]         Write a node's copy of DB (default: this shell's) to the current directory\n"
-    ".help                      Show this help\n"
-    ".exit, .quit               Leave the shell";
+// How deep .read may nest (a file that reads itself stops there).
+constexpr unsigned kReadDepthMax = 16;
 
-// ---- SQL text ---------------------------------------------------------------
+// A failure whose message is already printed: a .read whose statements
+// failed. report() prints nothing more for it.
+constexpr int kErrReported = SQLITE_ERROR | (0x7e << 8);
 
-// Position of the first character at or after `pos` that is not whitespace,
-// a comment or a ';' (the end if there is none).
-size_t skip_filler(std::string_view sql, size_t pos) {
-  while (pos < sql.size()) {
-    const char ch = sql[pos];
-    if (std::isspace(static_cast<unsigned char>(ch)) || ch == ';') {
-      pos++;
-    } else if (sql.substr(pos, 2) == "--") {
-      const size_t nl = sql.find('\n', pos);
-      pos = nl == std::string_view::npos ? sql.size() : nl + 1;
-    } else if (sql.substr(pos, 2) == "/*") {
-      const size_t end = sql.find("*/", pos + 2);
-      pos = end == std::string_view::npos ? sql.size() : end + 2;
-    } else {
-      break;
-    }
+// Wall-clock and CPU time since construction, printed as sqlite3's .timer
+// does: "Run Time: real 0.002 user 0.000972 sys 0.000000".
+class Stopwatch {
+ public:
+  Stopwatch() : start_(std::chrono::steady_clock::now()), cpu_(cpu_now()) {}
+
+  std::string run_time() const {
+    const std::chrono::duration<double> real = std::chrono::steady_clock::now() - start_;
+    const rusage now = cpu_now();
+    char line[128];
+    std::snprintf(line, sizeof line, "Run Time: real %.3f user %f sys %f", real.count(),
+                  seconds(now.ru_utime) - seconds(cpu_.ru_utime), seconds(now.ru_stime) - seconds(cpu_.ru_stime));
+    return line;
   }
-  return pos;
-}
 
-bool blank(std::string_view sql) { return skip_filler(sql, 0) == sql.size(); }
-
-std::string_view trim(std::string_view s) {
-  size_t b = 0, e = s.size();
-  while (b < e && std::isspace(static_cast<unsigned char>(s[b]))) b++;
-  while (e > b && std::isspace(static_cast<unsigned char>(s[e - 1]))) e--;
-  return s.substr(b, e - b);
-}
-
-// Whether `text` leaves a statement open: as in the sqlite3 shell, a
-// statement goes on over the next lines until a ';' ends it (outside strings,
-// comments and trigger bodies). Whatever is open at the end of the input
-// runs as the last statement.
-bool needs_more(const std::string& text) { return sqlite3_complete(text.c_str()) == 0; }
-
-// Splits text into statements at the semicolons that end one; the rest, if
-// any, is a last statement without ';'. Blank statements are dropped.
-std::vector<std::string> split_statements(const std::string& text) {
-  std::vector<std::string> out;
-  size_t start = 0;
-  for (size_t p = text.find(';'); p != std::string::npos; p = text.find(';', p + 1)) {
-    const std::string candidate = text.substr(start, p + 1 - start);
-    if (sqlite3_complete(candidate.c_str()) == 0) continue;
-    if (!blank(candidate)) out.emplace_back(trim(candidate));
-    start = p + 1;
+ private:
+  static rusage cpu_now() {
+    rusage r{};
+    if (::getrusage(RUSAGE_SELF, &r) != 0) r = rusage{};  // never fails for RUSAGE_SELF; zeros if it did
+    return r;
   }
-  const std::string rest = text.substr(start);
-  if (!blank(rest)) out.emplace_back(trim(rest));
-  return out;
-}
+  static double seconds(const timeval& t) { return double(t.tv_sec) + double(t.tv_usec) * 1e-6; }
 
-// The words of `sql` outside parentheses, strings, quoted names and
-// comments, upper-cased, up to `max` of them.
-std::vector<std::string> top_level_words(std::string_view sql, size_t max) {
-  std::vector<std::string> words;
-  int depth = 0;
-  size_t pos = 0;
-  while (pos < sql.size() && words.size() < max) {
-    pos = skip_filler(sql, pos);
-    if (pos >= sql.size()) break;
-    const char ch = sql[pos];
-    if (ch == '\'' || ch == '"' || ch == '`' || ch == '[') {
-      const char close = ch == '[' ? ']' : ch;
-      const size_t end = sql.find(close, pos + 1);
-      pos = end == std::string_view::npos ? sql.size() : end + 1;
-    } else if (ch == '(') {
-      depth++;
-      pos++;
-    } else if (ch == ')') {
-      depth--;
-      pos++;
-    } else if (std::isalpha(static_cast<unsigned char>(ch)) || ch == '_') {
-      std::string word;
-      while (pos < sql.size() && (std::isalnum(static_cast<unsigned char>(sql[pos])) || sql[pos] == '_')) {
-        word += char(std::toupper(static_cast<unsigned char>(sql[pos])));
-        pos++;
-      }
-      if (depth == 0) words.push_back(std::move(word));
-    } else {
-      pos++;
-    }
-  }
-  return words;
-}
-
-// Whether the statement returns rows: by its first keyword; for WITH, by the
-// statement that follows the common table expressions.
-bool is_query(std::string_view sql) {
-  const std::vector<std::string> words = top_level_words(sql, 64);
-  if (words.empty()) return false;
-  const std::string& first = words[0];
-  if (first != "WITH") return first == "SELECT" || first == "VALUES" || first == "PRAGMA" || first == "EXPLAIN";
-  for (size_t i = 1; i < words.size(); i++) {
-    const std::string& w = words[i];
-    if (w == "SELECT" || w == "VALUES") return true;
-    if (w == "INSERT" || w == "UPDATE" || w == "DELETE" || w == "REPLACE") return false;
-  }
-  return true;
-}
-
-// Splits a command line at whitespace.
-std::vector<std::string> split_words(std::string_view line) {
-  std::vector<std::string> out;
-  size_t pos = 0;
-  while (pos < line.size()) {
-    while (pos < line.size() && std::isspace(static_cast<unsigned char>(line[pos]))) pos++;
-    const size_t start = pos;
-    while (pos < line.size() && !std::isspace(static_cast<unsigned char>(line[pos]))) pos++;
-    if (pos > start) out.emplace_back(line.substr(start, pos - start));
-  }
-  return out;
-}
-
-// ---- values -----------------------------------------------------------------
-
-std::string hex(std::string_view bytes) {
-  static constexpr char kDigits[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(bytes.size() * 2);
-  for (unsigned char b : bytes) {
-    out += kDigits[b >> 4];
-    out += kDigits[b & 0xf];
-  }
-  return out;
-}
-
-std::string format_float(double v) {
-  if (std::isnan(v)) return "NaN";
-  if (std::isinf(v)) return v > 0 ? "Inf" : "-Inf";
-  char buf[64];
-  const auto r = std::to_chars(buf, buf + sizeof buf, v);
-  std::string out(buf, r.ptr);
-  if (out.find_first_of(".e") == std::string::npos) out += ".0";
-  return out;
-}
-
-std::string to_text(const wire::Value& v) {
-  switch (v.type) {
-    case wire::kInteger:
-    case wire::kUnixTime:
-      return std::to_string(v.integer);
-    case wire::kFloat:
-      return format_float(v.real);
-    case wire::kText:
-    case wire::kIso8601:
-      return v.bytes;
-    case wire::kBlob:
-      return "x'" + hex(v.bytes) + "'";
-    case wire::kBoolean:
-      return v.integer != 0 ? "true" : "false";
-    case wire::kNull:
-      break;
-  }
-  return "NULL";
-}
-
-Json to_json(const wire::Value& v) {
-  switch (v.type) {
-    case wire::kInteger:
-    case wire::kUnixTime:
-      return v.integer;
-    case wire::kFloat:
-      return v.real;  // NaN and infinities become null
-    case wire::kText:
-    case wire::kIso8601:
-      return v.bytes;
-    case wire::kBlob:
-      return hex(v.bytes);
-    case wire::kBoolean:
-      return v.integer != 0;
-    case wire::kNull:
-      break;
-  }
-  return nullptr;
-}
-
-// One line of JSON; invalid UTF-8 in text is replaced, never thrown on.
-std::string dump_json(const Json& j) { return j.dump(-1, ' ', false, Json::error_handler_t::replace); }
+  std::chrono::steady_clock::time_point start_;
+  rusage cpu_;
+};
 
 std::string role_name(uint64_t role) {
   switch (role) {
@@ -277,17 +131,27 @@ bool drops_connection(const Status& s) {
          (s.code() & 0xff) == SQLITE_IOERR || s.code() == int(wire::kErrProto);
 }
 
-Status usage(const char* text) { return Status::Invalid(std::string("usage: ") + text); }
-
 // ---- the shell ----------------------------------------------------------------
+
+// Closes a .output file that close_output() did not (on an exception).
+struct FileCloser {
+  void operator()(std::FILE* f) const { (void)std::fclose(f); }  // ignored: close_output() is the checked path
+};
+
+using Table = std::vector<std::vector<wire::Value>>;
 
 class Shell {
  public:
-  explicit Shell(const ShellArgs& args)
+  using Args = std::vector<std::string>;
+
+  // `interactive`: input comes from a terminal (.bail then starts off).
+  Shell(const ShellArgs& args, bool interactive)
       : servers_(args.servers),
         db_(args.db),
-        format_(args.format == "json" ? Format::kJson : Format::kTabular),
-        timeout_ms_(args.timeout_ms) {}
+        timeout_ms_(args.timeout_ms),
+        json_commands_(args.format == "json"),
+        mode_(json_commands_ ? Mode::kJsonLine : Mode::kList),
+        bail_(!interactive) {}
 
   Status connect() {
     client_.reset();
@@ -301,22 +165,13 @@ class Shell {
     return Status::Ok();
   }
 
-  Status ensure_db(Client& c) {
-    if (db_open_) return Status::Ok();
-    Result<uint32_t> db = c.open(db_);
-    if (!db.ok()) return db.status().with_context("open " + db_);
-    db_id_ = db.value();
-    db_open_ = true;
-    return Status::Ok();
-  }
-
   // Feeds one line of input: runs a command, or the statements it completes.
   // Errors are printed; false if anything failed.
   bool feed(const std::string& line) {
     if (pending_.empty()) {
       const std::string_view command = trim(line);
       if (command.empty()) return true;
-      if (command[0] == '.') return report(run_command(command));
+      if (command[0] == '.') return run_command(command);
     }
     pending_ += line;
     pending_ += '\n';
@@ -324,31 +179,85 @@ class Shell {
     return flush();
   }
 
-  // Runs what is left open (at the end of the input).
+  // Runs what is left open (at the end of the input). A failing statement
+  // drops the ones after it in the same text, as in sqlite3.
   bool flush() {
     const std::string text = std::move(pending_);
     pending_.clear();
     for (const std::string& stmt : split_statements(text)) {
-      if (!report(run_sql(stmt))) return false;
+      if (!run_statement(stmt)) return false;
     }
     return true;
   }
 
+  // Feeds the lines of `in` (an argument, stdin or a .read file) and runs
+  // what is left open at its end. Stops at .exit, and at the first failure
+  // when .bail is on. True if nothing failed.
+  bool run_stream(std::istream& in) {
+    bool ok = true;
+    std::string line;
+    while (!quit_ && std::getline(in, line)) {
+      if (!line.empty() && line.back() == '\r') line.pop_back();
+      if (!feed(line)) {
+        ok = false;
+        if (bail_) return false;
+      }
+    }
+    if (!quit_ && pending() && !flush()) ok = false;
+    return ok;
+  }
+
   bool pending() const { return !pending_.empty(); }
   bool quit() const { return quit_; }
+  bool stops_on_error() const { return bail_; }
+
+  // Sends output back to stdout, closing the .output file if there is one.
+  // Fails if that file could not be written in full.
+  Status close_output() {
+    std::fflush(out_);
+    if (!out_file_) return Status::Ok();
+    std::FILE* f = out_file_.release();
+    out_ = stdout;
+    const bool failed = std::ferror(f) != 0;
+    if (std::fclose(f) != 0 || failed) return Status::IoError("cannot write to \"" + out_name_ + "\"");
+    return Status::Ok();
+  }
 
  private:
-  static bool report(const Status& s) {
+  // A dot-command: its name (and another it answers to), its synopsis and
+  // one line of help (both for .help), and its handler.
+  struct Command {
+    const char* name;
+    const char* alias;
+    const char* synopsis;
+    const char* help;
+    Status (Shell::*run)(const Args& args);
+  };
+  static const Command kCommands[];
+  static std::span<const Command> commands();
+
+  // "usage: <synopsis>" of the command `name`.
+  static Status usage(std::string_view name) {
+    for (const Command& c : commands()) {
+      if (name == c.name) return Status::Invalid(std::string("usage: ") + c.synopsis);
+    }
+    assert(false && "usage() of an unknown command");
+    return Status::Invalid("usage: see .help");
+  }
+
+  bool report(const Status& s) {
     if (s.ok()) return true;
+    if (s.code() == kErrReported) return false;
+    std::fflush(out_);
     std::fflush(stdout);
     std::fprintf(stderr, "Error: %s\n", s.message().c_str());
     std::fflush(stderr);
     return false;
   }
 
-  static void print(const std::string& text) {
-    std::fwrite(text.data(), 1, text.size(), stdout);
-    std::fputc('\n', stdout);
+  void print(const std::string& text) {
+    std::fwrite(text.data(), 1, text.size(), out_);
+    std::fputc('\n', out_);
   }
 
   // Runs `op` on the leader connection, reconnecting when needed, and once
@@ -366,6 +275,27 @@ class Shell {
     }
   }
 
+  Status ensure_db(Client& c) {
+    if (db_open_) return Status::Ok();
+    Result<uint32_t> db = c.open(db_);
+    if (!db.ok()) return db.status().with_context("open " + db_);
+    db_id_ = db.value();
+    db_open_ = true;
+    return Status::Ok();
+  }
+
+  // One statement, timed when .timer is on; the Run Time line comes before
+  // the error, as in sqlite3.
+  bool run_statement(const std::string& sql) {
+    const Stopwatch watch;
+    const Status s = run_sql(sql);
+    if (timer_) {
+      std::fflush(out_);
+      std::printf("%s\n", watch.run_time().c_str());
+    }
+    return report(s);
+  }
+
   Status run_sql(const std::string& sql) {
     if (!is_query(sql)) {
       return on_leader([&](Client& c) {
@@ -378,67 +308,47 @@ class Shell {
       Result<std::unique_ptr<Rows>> r = c.query(db_id_, sql);
       if (!r.ok()) return r.status();
       Rows& rows = *r.value();
+      ResultPrinter printer(mode_, headers_, out_);
+      printer.columns(rows.columns());
       std::vector<wire::Value> row;
-      if (format_ == Format::kTabular) {
-        while (rows.next(&row)) {
-          std::string line;
-          for (size_t i = 0; i < row.size(); i++) {
-            if (i > 0) line += '|';
-            line += to_text(row[i]);
-          }
-          print(line);
-        }
-        return rows.status();
-      }
-      const std::vector<std::string> keys = json_keys(rows.columns());
-      Json out = Json::array();
       while (rows.next(&row)) {
-        Json object = Json::object();
-        for (size_t i = 0; i < row.size() && i < keys.size(); i++) object[keys[i]] = to_json(row[i]);
-        out.push_back(std::move(object));
+        if (Status s = printer.row(row); !s.ok()) return s;  // ~Rows interrupts the query
       }
       if (!rows.status().ok()) return rows.status();
-      print(dump_json(out));
+      printer.finish();
       return Status::Ok();
     });
   }
 
-  // Column names made unique: a repeated one gets ":2", ":3"...
-  static std::vector<std::string> json_keys(const std::vector<std::string>& columns) {
-    std::vector<std::string> keys;
-    for (const std::string& name : columns) {
-      std::string key = name;
-      for (unsigned n = 2; std::find(keys.begin(), keys.end(), key) != keys.end(); n++) {
-        key = name + ":" + std::to_string(n);
-      }
-      keys.push_back(std::move(key));
-    }
-    return keys;
+  // All rows of a query of the shell's own (.tables, .schema...).
+  Result<Table> fetch(const std::string& sql, const std::vector<wire::Value>& params = {}) {
+    Table table;
+    Status s = on_leader([&](Client& c) -> Status {
+      table.clear();
+      if (Status o = ensure_db(c); !o.ok()) return o;
+      Result<std::unique_ptr<Rows>> r = c.query(db_id_, sql, params);
+      if (!r.ok()) return r.status();
+      std::vector<wire::Value> row;
+      while (r.value()->next(&row)) table.push_back(row);
+      return r.value()->status();
+    });
+    if (!s.ok()) return s;
+    return table;
   }
 
-  Status run_command(std::string_view line) {
-    const std::vector<std::string> words = split_words(line);
-    const std::string& name = words[0];
-    const std::vector<std::string> args(words.begin() + 1, words.end());
-    if (name == ".cluster") return cluster(args);
-    if (name == ".leader") return leader(args);
-    if (name == ".describe") return describe(args);
-    if (name == ".weight") return weight(args);
-    if (name == ".remove") return remove(args);
-    if (name == ".dump") return dump(args);
-    if (name == ".help") {
-      if (!args.empty()) return usage(".help");
-      print(kHelp);
-      return Status::Ok();
+  bool run_command(std::string_view line) {
+    const Args words = split_args(line);
+    assert(!words.empty() && words[0].starts_with('.'));
+    const Args args(words.begin() + 1, words.end());
+    for (const Command& c : commands()) {
+      if (words[0] == c.name || (c.alias != nullptr && words[0] == c.alias)) return report((this->*c.run)(args));
     }
-    if (name == ".exit" || name == ".quit") {
-      quit_ = true;
-      return Status::Ok();
-    }
-    return Status::Invalid("unknown command " + name + " (see .help)");
+    return report(Status::Invalid("unknown command " + words[0] + " (see .help)"));
   }
 
-  Status cluster(const std::vector<std::string>& args) {
+  // ---- cluster commands ----
+
+  Status cluster(const Args& args) {
     if (!args.empty()) return usage(".cluster");
     std::vector<ServerInfo> servers;
     Status s = on_leader([&](Client& c) -> Status {
@@ -448,7 +358,7 @@ class Shell {
       return Status::Ok();
     });
     if (!s.ok()) return s;
-    if (format_ == Format::kJson) {
+    if (json_commands_) {
       Json out = Json::array();
       for (const ServerInfo& info : servers) {
         out.push_back(Json{{"id", info.id}, {"address", info.address}, {"role", role_name(info.role)}});
@@ -464,7 +374,7 @@ class Shell {
     return Status::Ok();
   }
 
-  Status leader(const std::vector<std::string>& args) {
+  Status leader(const Args& args) {
     if (!args.empty()) return usage(".leader");
     ServerInfo info;
     Status s = on_leader([&](Client& c) -> Status {
@@ -474,7 +384,7 @@ class Shell {
       return Status::Ok();
     });
     if (!s.ok()) return s;
-    if (format_ == Format::kJson) {
+    if (json_commands_) {
       print(dump_json(Json{{"id", info.id}, {"address", info.address}}));
     } else if (!info.address.empty()) {
       print(info.address);
@@ -488,13 +398,13 @@ class Shell {
     return c;
   }
 
-  Status describe(const std::vector<std::string>& args) {
-    if (args.size() != 1) return usage(".describe ADDRESS");
+  Status describe(const Args& args) {
+    if (args.size() != 1) return usage(".describe");
     Result<std::unique_ptr<Client>> c = node(args[0]);
     if (!c.ok()) return c.status();
     Result<Client::Metadata> m = c.value()->describe();
     if (!m.ok()) return m.status();
-    if (format_ == Format::kJson) {
+    if (json_commands_) {
       print(dump_json(Json{{"address", args[0]}, {"failure_domain", m->failure_domain}, {"weight", m->weight}}));
     } else {
       print(args[0] + "|" + std::to_string(m->failure_domain) + "|" + std::to_string(m->weight));
@@ -502,8 +412,8 @@ class Shell {
     return Status::Ok();
   }
 
-  Status weight(const std::vector<std::string>& args) {
-    if (args.size() != 2) return usage(".weight ADDRESS N");
+  Status weight(const Args& args) {
+    if (args.size() != 2) return usage(".weight");
     uint64_t n = 0;
     const std::string& text = args[1];
     const auto r = std::from_chars(text.data(), text.data() + text.size(), n);
@@ -515,8 +425,8 @@ class Shell {
     return c.value()->weight(n);
   }
 
-  Status remove(const std::vector<std::string>& args) {
-    if (args.size() != 1) return usage(".remove ADDRESS");
+  Status remove(const Args& args) {
+    if (args.size() != 1) return usage(".remove");
     const std::string& address = args[0];
     return on_leader([&](Client& c) -> Status {
       Result<std::vector<ServerInfo>> servers = c.cluster();
@@ -528,8 +438,8 @@ class Shell {
     });
   }
 
-  Status dump(const std::vector<std::string>& args) {
-    if (args.empty() || args.size() > 2) return usage(".dump ADDRESS [DB]");
+  Status dump(const Args& args) {
+    if (args.empty() || args.size() > 2) return usage(".dump");
     const std::string db = args.size() == 2 ? args[1] : db_;
     Result<std::unique_ptr<Client>> c = node(args[0]);
     if (!c.ok()) return c.status();
@@ -551,27 +461,207 @@ class Shell {
     return Status::Ok();
   }
 
-  std::vector<std::string> servers_;
-  std::string db_;
-  Format format_;
-  unsigned timeout_ms_;
+  // ---- the schema, through sqlite_master (the schema table's older name,
+  // which every SQLite a dqlite server runs knows) ----
+
+  // .tables [PATTERN]: tables and views, system tables left out.
+  Status tables(const Args& args) {
+    if (args.size() > 1) return usage(".tables");
+    return print_names(
+        "SELECT name FROM sqlite_master WHERE type IN ('table', 'view') AND name NOT LIKE 'sqlite_%' "
+        "AND name LIKE ?1 ORDER BY 1",
+        args);
+  }
+
+  // .indexes [TABLE]: the indexes of the tables whose names match, the
+  // automatic ones of UNIQUE and PRIMARY KEY constraints included.
+  Status indexes(const Args& args) {
+    if (args.size() > 1) return usage(".indexes");
+    return print_names("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name LIKE ?1 ORDER BY 1", args);
+  }
+
+  // The names `sql` returns for the LIKE pattern in `args` (default: all),
+  // laid out in columns.
+  Status print_names(const std::string& sql, const Args& args) {
+    Result<Table> rows = fetch(sql, {wire::Value::Text(args.empty() ? "%" : args[0])});
+    if (!rows.ok()) return rows.status();
+    std::vector<std::string> names;
+    for (const std::vector<wire::Value>& row : rows.value()) names.push_back(row.empty() ? "" : to_text(row[0]));
+    const std::string text = name_columns(names);
+    std::fwrite(text.data(), 1, text.size(), out_);
+    return Status::Ok();
+  }
+
+  // .schema [PATTERN]: the CREATE statements in the order they were made, of
+  // everything whose table's name matches PATTERN (LIKE with '\' escaping,
+  // or GLOB when it holds * ? or [, as sqlite3 chooses).
+  Status schema(const Args& args) {
+    if (args.size() > 1) return usage(".schema");
+    std::string sql = "SELECT sql, type, name FROM sqlite_master WHERE sql IS NOT NULL";
+    std::vector<wire::Value> params;
+    if (!args.empty()) {
+      const bool glob = args[0].find_first_of("*?[") != std::string::npos;
+      sql += glob ? " AND lower(tbl_name) GLOB ?1" : " AND lower(tbl_name) LIKE ?1 ESCAPE '\\'";
+      params.push_back(wire::Value::Text(args[0]));
+    }
+    Result<Table> rows = fetch(sql + " ORDER BY rowid", params);
+    if (!rows.ok()) return rows.status();
+    for (const std::vector<wire::Value>& row : rows.value()) {
+      if (row.size() != 3) return Status::Internal("schema query: expected 3 columns");
+      const std::string& name = row[2].bytes;
+      std::vector<std::string> columns;
+      const bool view = row[1].bytes == "view" && row[0].bytes.starts_with("CREATE VIEW ");
+      if (view) {
+        if (Status s = view_columns(name, &columns); !s.ok()) return s;
+      }
+      print(schema_line(row[0].bytes, name, view ? &columns : nullptr) + ";");
+    }
+    return Status::Ok();
+  }
+
+  // The column names of view `name` in *out; none when the view is broken
+  // (its tables gone), as sqlite3 then prints no comment either.
+  Status view_columns(const std::string& name, std::vector<std::string>* out) {
+    Result<Table> rows = fetch("SELECT name FROM pragma_table_info(?1)", {wire::Value::Text(name)});
+    if (!rows.ok()) return (rows.status().code() & 0xff) == SQLITE_ERROR ? Status::Ok() : rows.status();
+    for (const std::vector<wire::Value>& row : rows.value()) out->push_back(row.empty() ? "" : to_text(row[0]));
+    return Status::Ok();
+  }
+
+  // ---- settings and input ----
+
+  // An on|off command's argument into *flag.
+  static Status set_switch(const Args& args, std::string_view name, bool* flag) {
+    if (args.size() != 1 || !parse_switch(args[0], flag)) return usage(name);
+    return Status::Ok();
+  }
+
+  Status headers(const Args& args) {
+    Status s = set_switch(args, ".headers", &headers_);
+    if (s.ok()) headers_set_ = true;
+    return s;
+  }
+
+  Status timer(const Args& args) { return set_switch(args, ".timer", &timer_); }
+  Status bail(const Args& args) { return set_switch(args, ".bail", &bail_); }
+
+  // .mode [MODE]. As in sqlite3, column mode turns the headers on (for the
+  // modes after it too) unless .headers has said otherwise; table mode
+  // always shows them without changing the setting.
+  Status mode(const Args& args) {
+    if (args.size() > 1) return usage(".mode");
+    if (args.empty()) {
+      print(std::string("current output mode: ") + mode_name(mode_));
+      return Status::Ok();
+    }
+    if (!parse_mode(args[0], &mode_)) return Status::Invalid(std::string("mode should be one of: ") + mode_names());
+    if (mode_ == Mode::kColumn && !headers_set_) headers_ = true;
+    return Status::Ok();
+  }
+
+  // .output [FILE]: later output to FILE (emptied first), or back to stdout.
+  Status output(const Args& args) {
+    if (args.size() > 1) return usage(".output");
+    if (Status s = close_output(); !s.ok()) return s;
+    if (args.empty()) return Status::Ok();
+    if (args[0].starts_with('|')) return Status::Invalid(".output to a command is not supported");
+    std::FILE* f = std::fopen(args[0].c_str(), "w");
+    if (f == nullptr) return Status::IoError("cannot write to \"" + args[0] + "\"");
+    out_file_.reset(f);
+    out_ = f;
+    out_name_ = args[0];
+    return Status::Ok();
+  }
+
+  // .read FILE: the file's lines as typed input. Its errors are reported as
+  // they happen; the command fails (quietly) if any statement in it failed.
+  Status read_file(const Args& args) {
+    if (args.size() != 1) return usage(".read");
+    if (read_depth_ >= kReadDepthMax) {
+      return Status::Invalid(".read nested more than " + std::to_string(kReadDepthMax) + " files deep at " + args[0]);
+    }
+    std::ifstream in(args[0]);
+    if (!in) return Status::IoError("cannot open \"" + args[0] + "\"");
+    assert(pending_.empty());  // commands run only between statements
+    read_depth_++;
+    const bool ok = run_stream(in);
+    read_depth_--;
+    return ok ? Status::Ok() : Status::Error(kErrReported, "a statement in " + args[0] + " failed");
+  }
+
+  Status help(const Args& args) {
+    if (!args.empty()) return usage(".help");
+    constexpr size_t kSynopsisWidth = 27;
+    std::string text;
+    for (const Command& c : commands()) {
+      std::string line = c.synopsis;
+      line.resize(std::max(line.size() + 1, kSynopsisWidth), ' ');
+      text += (text.empty() ? "" : "\n") + line + c.help;
+    }
+    print(text);
+    return Status::Ok();
+  }
+
+  Status leave(const Args& /*args: ignored, as always*/) {
+    quit_ = true;
+    return Status::Ok();
+  }
+
+  // Constant after construction.
+  const std::vector<std::string> servers_;
+  const std::string db_;
+  const unsigned timeout_ms_;
+  const bool json_commands_;  // --format json: commands print JSON too
+
+  // The connection.
   std::unique_ptr<Client> client_;
   uint32_t db_id_ = 0;
   bool db_open_ = false;
+
+  // Settings (dot-commands).
+  Mode mode_;
+  bool headers_ = false;
+  bool headers_set_ = false;  // .headers was given: .mode leaves headers_ alone
+  bool timer_ = false;
+  bool bail_;
+  std::FILE* out_ = stdout;  // stdout or out_file_
+  std::unique_ptr<std::FILE, FileCloser> out_file_;
+  std::string out_name_;
+
+  // Input.
   std::string pending_;  // an open statement's lines so far
+  unsigned read_depth_ = 0;
   bool quit_ = false;
 };
 
-// Input that is not a terminal: SQL text or stdin. Stops at the first error.
-int run_lines(Shell& shell, std::istream& in) {
-  std::string line;
-  while (!shell.quit() && std::getline(in, line)) {
-    if (!line.empty() && line.back() == '\r') line.pop_back();
-    if (!shell.feed(line)) return 1;
-  }
-  if (!shell.quit() && shell.pending() && !shell.flush()) return 1;
-  return 0;
-}
+// Cluster commands first, then the sqlite3 shell's.
+const Shell::Command Shell::kCommands[] = {
+    {".cluster", nullptr, ".cluster", "List the nodes: ID|ADDRESS|ROLE (id in hex)", &Shell::cluster},
+    {".leader", nullptr, ".leader", "Print the leader's address", &Shell::leader},
+    {".describe", nullptr, ".describe ADDRESS", "Print a node's ADDRESS|FAILURE_DOMAIN|WEIGHT", &Shell::describe},
+    {".weight", nullptr, ".weight ADDRESS N", "Set a node's weight", &Shell::weight},
+    {".remove", nullptr, ".remove ADDRESS", "Remove a node from the cluster", &Shell::remove},
+    {".dump", nullptr, ".dump ADDRESS [DB]",
+     "Write a node's copy of DB (default: this shell's) to the current directory", &Shell::dump},
+    {".bail", nullptr, ".bail on|off", "Stop at the first error (default: off on a terminal, on otherwise)",
+     &Shell::bail},
+    {".headers", nullptr, ".headers on|off", "Print column names in list, csv and column mode", &Shell::headers},
+    {".indexes", ".indices", ".indexes [TABLE]", "List the indexes (of the tables matching LIKE pattern TABLE)",
+     &Shell::indexes},
+    {".mode", nullptr, ".mode [MODE]", "Output mode: list, csv, column, table or json (none: print it)",
+     &Shell::mode},
+    {".output", nullptr, ".output [FILE]", "Write output to FILE (none: to stdout again)", &Shell::output},
+    {".read", nullptr, ".read FILE", "Run the statements and commands in FILE", &Shell::read_file},
+    {".schema", nullptr, ".schema [PATTERN]", "Print the CREATE statements (of the tables matching PATTERN)",
+     &Shell::schema},
+    {".tables", nullptr, ".tables [PATTERN]", "List the tables and views (matching LIKE pattern PATTERN)",
+     &Shell::tables},
+    {".timer", nullptr, ".timer on|off", "Print the run time of each SQL statement", &Shell::timer},
+    {".help", nullptr, ".help", "Show this help", &Shell::help},
+    {".exit", ".quit", ".exit, .quit", "Leave the shell", &Shell::leave},
+};
+
+std::span<const Shell::Command> Shell::commands() { return kCommands; }
 
 std::string history_path() {
   const char* home = std::getenv("HOME");
@@ -596,8 +686,9 @@ int run_interactive(Shell& shell) {
       add_history(line.c_str());
       if (!history.empty()) write_history(history.c_str());
     }
-    shell.feed(line);
+    const bool ok = shell.feed(line);
     std::fflush(stdout);
+    if (!ok && shell.stops_on_error()) return 1;  // .bail on
   }
   return 0;
 }
@@ -612,7 +703,8 @@ int run_shell(ShellArgs args) {
     return 1;
   }
   try {
-    Shell shell(args);
+    const bool interactive = args.sql.empty() && ::isatty(STDIN_FILENO);
+    Shell shell(args, interactive);
     if (Status s = shell.connect(); !s.ok()) {
       std::fprintf(stderr, "Error: %s\n", s.message().c_str());
       return 1;
@@ -622,11 +714,15 @@ int run_shell(ShellArgs args) {
       std::string sql;
       for (size_t i = 0; i < args.sql.size(); i++) sql += (i > 0 ? " " : "") + args.sql[i];
       std::istringstream in(sql);
-      rc = run_lines(shell, in);
-    } else if (::isatty(STDIN_FILENO)) {
+      rc = shell.run_stream(in) ? 0 : 1;
+    } else if (interactive) {
       rc = run_interactive(shell);
     } else {
-      rc = run_lines(shell, std::cin);
+      rc = shell.run_stream(std::cin) ? 0 : 1;
+    }
+    if (Status s = shell.close_output(); !s.ok()) {
+      std::fprintf(stderr, "Error: %s\n", s.message().c_str());
+      rc = 1;
     }
     std::fflush(stdout);
     return rc;
