@@ -16,6 +16,7 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -28,6 +29,7 @@
 #include <vector>
 
 #include "client.h"
+#include "progress.h"
 #include "tools.h"
 
 namespace sqraft::tools {
@@ -55,6 +57,7 @@ struct BenchArgs {
   unsigned preload = 1000;
   double connect_timeout_s = 5;
   bool json = false;
+  bool quiet = false;
 };
 
 struct BenchConfig {
@@ -68,6 +71,7 @@ struct BenchConfig {
   unsigned value_size = 1024;
   unsigned preload = 0;
   double connect_timeout_s = 5;
+  std::atomic<uint64_t>* live_ops = nullptr;  // every worker's successful operations, for the progress line
 };
 
 // One operation kind's measurements.
@@ -309,6 +313,7 @@ class Worker {
 
   void record(KindStats& k, Clock::duration d) {
     k.ops++;
+    if (cfg_.live_ops) cfg_.live_ops->fetch_add(1, std::memory_order_relaxed);
     k.latency_ns.push_back(uint64_t(std::chrono::duration_cast<std::chrono::nanoseconds>(d).count()));
   }
 
@@ -461,6 +466,8 @@ int run_bench(const BenchArgs& a) {
     return 1;
   }
 
+  std::atomic<uint64_t> live_ops{0};
+  cfg.live_ops = &live_ops;
   std::vector<std::unique_ptr<Worker>> workers;
   for (unsigned i = 0; i < cfg.workers; i++) workers.push_back(std::make_unique<Worker>(cfg, keys, rng()));
   std::latch ready(cfg.workers);
@@ -474,6 +481,14 @@ int run_bench(const BenchArgs& a) {
   const auto start = Clock::now();
   deadline = start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(cfg.duration_s));
   go.count_down();
+  {
+    // A live line on a terminal while the workers run: operations so far and their rate.
+    ProgressLine line("bench " + cfg.workload_name, !a.quiet && progress_wanted());
+    while (Clock::now() < deadline) {
+      std::this_thread::sleep_for(std::min<Clock::duration>(std::chrono::milliseconds(200), deadline - Clock::now()));
+      line.count(live_ops.load(std::memory_order_relaxed), "ops");
+    }
+  }
   for (auto& t : threads) t.join();
   const double elapsed_s = std::chrono::duration<double>(Clock::now() - start).count();
 
@@ -529,6 +544,7 @@ void add_bench_command(CLI::App& app, int& rc) {
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
   cmd->add_flag("--json", a.json, "Print the report as JSON");
+  cmd->add_flag("-q,--quiet", a.quiet, "No live progress line on a terminal");
   cmd->callback([&rc] { rc = run_bench(a); });
 }
 

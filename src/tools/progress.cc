@@ -40,10 +40,10 @@ ProgressLine::ProgressLine(std::string label, bool enabled)
 
 ProgressLine::~ProgressLine() { finish(); }
 
-bool ProgressLine::due() {
+bool ProgressLine::due(bool last) {
   if (!enabled_) return false;
   const auto now = std::chrono::steady_clock::now();
-  if (drawn_ && now - last_ < std::chrono::milliseconds(100)) return false;
+  if (!last && drawn_ && now - last_ < std::chrono::milliseconds(100)) return false;
   last_ = now;
   return true;
 }
@@ -56,7 +56,7 @@ void ProgressLine::draw(const std::string& text) {
 }
 
 void ProgressLine::bytes(uint64_t done, uint64_t total) {
-  if (!due()) return;
+  if (!due(total > 0 && done >= total)) return;  // the end is always shown
   const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
   const double rate = elapsed > 0 ? double(done) / elapsed : 0;
   std::string text = human_bytes(double(done));
@@ -71,7 +71,7 @@ void ProgressLine::bytes(uint64_t done, uint64_t total) {
 }
 
 void ProgressLine::count(uint64_t done, const char* unit) {
-  if (!due()) return;
+  if (!due(false)) return;
   const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
   char buf[96];
   std::snprintf(buf, sizeof buf, "%llu %s  %.0f %s/s  %s", static_cast<unsigned long long>(done), unit,

@@ -29,7 +29,7 @@ class ProgressLine {
   void finish();
 
  private:
-  bool due();
+  bool due(bool last);  // time to redraw (always for the last update)
   void draw(const std::string& text);
 
   std::string label_;

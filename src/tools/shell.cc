@@ -62,6 +62,7 @@
 #include <vector>
 
 #include "client.h"
+#include "progress.h"
 #include "shell_input.h"
 #include "shell_output.h"
 #include "tools.h"
@@ -443,7 +444,11 @@ class Shell {
     const std::string db = args.size() == 2 ? args[1] : db_;
     Result<std::unique_ptr<Client>> c = node(args[0]);
     if (!c.ok()) return c.status();
+    ProgressLine line(".dump " + db, progress_wanted());
+    c.value()->set_receive_progress([&line](uint64_t done, uint64_t total) { line.bytes(done, total); });
     Result<std::vector<File>> files = c.value()->dump(db);
+    c.value()->set_receive_progress({});
+    line.finish();
     if (!files.ok()) return files.status().with_context("dump " + db);
     // Only plain names: a node must not write outside the current directory.
     for (const File& f : files.value()) {

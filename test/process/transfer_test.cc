@@ -237,3 +237,42 @@ TEST_CASE("backup: standalone files as of one index while writers run, from the 
   CHECK(r.output.find("no database named 'nosuch'") != std::string::npos);
   CHECK_FALSE(std::filesystem::exists(tmp.file("x.db")));
 }
+
+TEST_CASE("progress: a live line on a terminal, nothing in scripts") {
+  test::TempDir tmp;
+  Cluster cl;
+  ProcessCluster& c = cl.c;
+  const std::string source = tmp.file("source.db");
+  write_source(source, 5);
+  const std::string bin = ProcessCluster::binary();
+  // Under script(1) stderr is a terminal: the line is drawn, then cleared
+  // before the result is printed.
+  auto on_terminal = [&](const std::string& command) {
+    return test::run_command({"script", "-qec", command, "/dev/null"}, "", 120000);
+  };
+  CommandResult r = on_terminal(bin + " import -s " + servers(c) + " app " + source);
+  REQUIRE_MESSAGE(r.status == 0, r.output);
+  CHECK(r.output.find("\rimport app  ") != std::string::npos);
+  CHECK(r.output.find(" MiB/s") != std::string::npos);
+  CHECK(r.output.find("imported " + source) != std::string::npos);
+  r = on_terminal(bin + " backup -s " + servers(c) + " app " + tmp.file("b.db"));
+  REQUIRE_MESSAGE(r.status == 0, r.output);
+  CHECK(r.output.find("\rbackup app  ") != std::string::npos);
+  CHECK(r.output.find("100%") != std::string::npos);
+  r = on_terminal(bin + " bench -s " + servers(c) + " --workload kvwrite --duration 1");
+  REQUIRE_MESSAGE(r.status == 0, r.output);
+  CHECK(r.output.find("\rbench kvwrite  ") != std::string::npos);
+  CHECK(r.output.find(" ops/s") != std::string::npos);
+  r = on_terminal("cd " + tmp.path().string() + " && " + bin + " shell -s " + servers(c) + " app '.dump " + c.address(0) +
+                  "'");
+  REQUIRE_MESSAGE(r.status == 0, r.output);
+  CHECK(r.output.find("\r.dump app  ") != std::string::npos);
+  CHECK(r.output.find("OK") != std::string::npos);
+  // --quiet, or output that is not a terminal: only the result.
+  r = on_terminal(bin + " backup --quiet -s " + servers(c) + " app " + tmp.file("b.db"));
+  REQUIRE_MESSAGE(r.status == 0, r.output);
+  CHECK(r.output.find('\r') == r.output.find("\r\n"));  // script turns \n into \r\n; no other \r
+  r = run_sqraft({"backup", "-s", servers(c), "app", tmp.file("b.db")});
+  REQUIRE_MESSAGE(r.status == 0, r.output);
+  CHECK(r.output.find('\r') == std::string::npos);
+}
