@@ -46,13 +46,17 @@ int Fsm::apply(struct raft_fsm* raw, const struct raft_buffer* buf, void** resul
   Fsm* self = static_cast<Fsm*>(raw->data);
   *result = nullptr;
   if (self->halted_) return RAFT_SHUTDOWN;  // stop applying: the node is going down
+  // Read before applying: `buf` points into libraft's in-memory log, and
+  // applying a commit can propose a Checkpoint, whose raft_apply may grow
+  // (move) that log. `buf` must not be used after apply_command.
+  const size_t len = buf->len;
   try {
     uint64_t proposal_id = 0;
     Status s = self->apply_command(buf, &proposal_id);
     self->applied_++;
     if (self->metrics_) {
       self->metrics_->applied_entries++;
-      self->metrics_->applied_bytes += buf->len;
+      self->metrics_->applied_bytes += len;
     }
     if (s.is_divergence()) {
       spdlog::critical("FATAL: {}", s.message());

@@ -14,7 +14,7 @@
 #include <string>
 #include <vector>
 
-#include "support/process_cluster.h"
+#include "support/live_cluster.h"
 #include "support/sql.h"
 #include "support/temp_dir.h"
 
@@ -24,16 +24,7 @@ using test::ProcessCluster;
 
 namespace {
 
-// A running cluster with a leader.
-struct Cluster {
-  ProcessCluster c{ProcessCluster::Options{}};
-  Cluster() {
-    Status s = c.start_all();
-    REQUIRE_MESSAGE(s.ok(), s.to_string() << c.logs());
-    auto leader = c.leader_client();
-    REQUIRE_MESSAGE(leader.ok(), leader.status().to_string() << c.logs());
-  }
-};
+using Cluster = test::LiveCluster;
 
 std::vector<std::string> shell_argv(const ProcessCluster& c, const std::vector<std::string>& args) {
   std::string servers;

@@ -16,7 +16,7 @@
 #include <vector>
 
 #include "support/db_digest.h"
-#include "support/process_cluster.h"
+#include "support/live_cluster.h"
 #include "support/sql.h"
 #include "support/temp_dir.h"
 
@@ -107,16 +107,6 @@ pid_t start_import(const std::vector<std::string>& args) {
   return pid;
 }
 
-struct Cluster {
-  ProcessCluster c{ProcessCluster::Options{}};
-  Cluster() {
-    Status s = c.start_all();
-    REQUIRE_MESSAGE(s.ok(), s.to_string() << c.logs());
-    auto leader = c.leader_client();
-    REQUIRE_MESSAGE(leader.ok(), leader.status().to_string() << c.logs());
-  }
-};
-
 }  // namespace
 
 TEST_CASE("import: a large rollback-journal file with another page size, atomically, on every node") {
@@ -125,14 +115,24 @@ TEST_CASE("import: a large rollback-journal file with another page size, atomica
   write_source(source, kBigMegabytes);
   const std::string expected = test::file_digest(source);
   REQUIRE(expected.find("rows big " + std::to_string(kBigMegabytes * 1000) + " ") != std::string::npos);
-  Cluster cl;
+  test::LiveCluster cl({}, /*metrics=*/true);
   ProcessCluster& c = cl.c;
 
-  // Killed halfway: no node has any of it, and the database takes writes.
+  // Killed halfway — once the leader has replicated a first piece (8 MiB)
+  // of the import's transaction: no node has any of it, and the database
+  // takes writes.
+  const int leader_metrics = cl.metrics_ports[c.leader_index()];
+  const double proposed = test::metric_sample(test::http_get(leader_metrics), "sqraft_proposed_bytes_total");
+  REQUIRE(proposed >= 0);
   const pid_t pid = start_import({"-s", servers(c), "app", source, "--quiet"});
-  std::this_thread::sleep_for(std::chrono::milliseconds(kBigMegabytes >= 200 ? 3000 : 1500));
   int status = 0;
-  REQUIRE_MESSAGE(::waitpid(pid, &status, WNOHANG) == 0, "the import ended before it could be killed");
+  bool running = true;
+  for (int i = 0; i < 6000 && running; i++) {
+    if (test::metric_sample(test::http_get(leader_metrics), "sqraft_proposed_bytes_total") > proposed + (8 << 20)) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    running = ::waitpid(pid, &status, WNOHANG) == 0;
+  }
+  REQUIRE_MESSAGE((running && ::waitpid(pid, &status, WNOHANG) == 0), "the import ended before it could be killed");
   ::kill(pid, SIGKILL);
   ::waitpid(pid, &status, 0);
   for (unsigned i = 0; i < 3; i++) {
@@ -178,7 +178,7 @@ TEST_CASE("import: a large rollback-journal file with another page size, atomica
 
 TEST_CASE("backup: standalone files as of one index while writers run, from the leader and a follower") {
   test::TempDir tmp;
-  Cluster cl;
+  test::LiveCluster cl;
   ProcessCluster& c = cl.c;
   auto writer = c.leader_client();
   REQUIRE(writer.ok());
@@ -240,7 +240,7 @@ TEST_CASE("backup: standalone files as of one index while writers run, from the 
 
 TEST_CASE("progress: a live line on a terminal, nothing in scripts") {
   test::TempDir tmp;
-  Cluster cl;
+  test::LiveCluster cl;
   ProcessCluster& c = cl.c;
   const std::string source = tmp.file("source.db");
   write_source(source, 5);
