@@ -1,5 +1,5 @@
 // `sqraft import` and `sqraft backup`: whole databases into and out of a
-// cluster (see src/transfer.h for how, docs/operations.md for use).
+// cluster (see src/client/transfer.h for how, docs/operations.md for use).
 //
 //   sqraft import -s ADDR[,ADDR...] DB FILE [--replace] [--quiet]
 //   sqraft backup -s ADDR[,ADDR...] DB FILE [--node ADDRESS] [--quiet]

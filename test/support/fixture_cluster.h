@@ -18,7 +18,7 @@ extern "C" {
 #include <raft/fixture.h>
 }
 
-#include "executor.h"
+#include "support/executor.h"
 #include "replica.h"
 #include "support/sql.h"
 

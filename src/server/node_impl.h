@@ -14,6 +14,7 @@
 
 #include "db_writer.h"
 #include "metrics.h"
+#include "metrics_page.h"
 #include "metrics_server.h"
 #include "node.h"
 #include "raft_api.h"

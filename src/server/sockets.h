@@ -1,40 +1,18 @@
-// Node addresses and the sockets behind them.
+// Sockets behind node addresses (src/protocol/address.h), on a libuv loop.
 //
-// One syntax everywhere (CLI, C API, cluster configuration, wire protocol):
-//   host:port     TCP (IPv4, [IPv6] or a host name; port 8080 if omitted)
-//   @name         Linux abstract unix socket
-//   /path, ./path a unix socket at a file system path
-//
-// The socket helpers work on a libuv loop and must be called on its thread.
+// The helpers work on a libuv loop and must be called on its thread.
 // Streams they hand out are allocated with raft_malloc(), because a stream
 // given to libraft is freed by libraft.
 #pragma once
 
 #include <uv.h>
 
-#include <cstdint>
 #include <functional>
-#include <string>
-#include <string_view>
 
+#include "address.h"
 #include "status.h"
 
 namespace sqraft {
-
-struct Address {
-  enum class Kind { kTcp, kAbstract, kPath };
-  Kind kind = Kind::kTcp;
-  std::string host;  // kTcp
-  uint16_t port = 0;  // kTcp
-  std::string path;  // kAbstract: the name without '@'; kPath: the path
-  std::string text;  // as written
-
-  bool is_unix() const { return kind != Kind::kTcp; }
-};
-
-inline constexpr uint16_t kDefaultPort = 8080;
-
-Result<Address> parse_address(std::string_view text);
 
 // Opens a listening socket. On success *out is a uv_tcp_t or uv_pipe_t owned
 // by the caller (close with uv_close, then raft_free).

@@ -11,7 +11,7 @@
 #include <set>
 #include <string>
 
-#include "address.h"
+#include "sockets.h"
 #include "raft_api.h"
 
 namespace sqraft {
