@@ -110,7 +110,13 @@ SQRAFT_API int sqraft_node_set_network_latency_ms(sqraft_node* node, unsigned ms
 /* Take a snapshot every `threshold` log entries and keep `trailing` entries
  * after it. Defaults 1024 and 8192. */
 SQRAFT_API int sqraft_node_set_snapshot_params(sqraft_node* node, unsigned threshold, unsigned trailing);
+/* The failure domain DESCRIBE reports for this node (an opaque number the
+ * operator chooses, e.g. a rack; sqraft stores it, does not interpret it).
+ * Default 0. Before start, else SQRAFT_MISUSE. */
 SQRAFT_API int sqraft_node_set_failure_domain(sqraft_node* node, unsigned long long domain);
+/* The weight DESCRIBE reports (and WEIGHT / sqraft_set_weight changes while
+ * the node runs, until it restarts). Default 0. Before start, else
+ * SQRAFT_MISUSE. */
 SQRAFT_API int sqraft_node_set_weight(sqraft_node* node, unsigned long long weight);
 /* Roll back a client's explicit transaction that stays idle longer than
  * this, freeing the database's writer for others. Default 30000 ms; 0 is
@@ -130,7 +136,7 @@ SQRAFT_API int sqraft_node_set_max_databases(sqraft_node* node, unsigned n);
  * databases. Defaults 4 and 4; each from 1 to 256, else SQRAFT_MISUSE. */
 SQRAFT_API int sqraft_node_set_threads(sqraft_node* node, unsigned readers, unsigned writers);
 /* Serves Prometheus metrics at http://<address>/metrics, address "host:port"
- * (TCP; port 0 picks a free port). Before start; SQRAFT_MISUSE for NULL or a
+ * (TCP). Before start; SQRAFT_MISUSE for NULL or a
  * unix-socket address. sqraft_node_start fails with SQRAFT_IOERR if it cannot
  * listen there. Every metric is described in docs/operations.md "Metrics". */
 SQRAFT_API int sqraft_node_set_metrics_address(sqraft_node* node, const char* address);
@@ -150,7 +156,14 @@ SQRAFT_API int sqraft_node_set_cluster(sqraft_node* node, const sqraft_server* s
  * critical level); its clients then get errors until it is restarted. */
 SQRAFT_API int sqraft_node_start(sqraft_node* node);
 
-/* If this node leads, hands leadership to another voter and waits for it. */
+/* If this node leads, hands leadership to another voter (libraft picks the
+ * most up-to-date) and waits until it has stepped down, at most about an
+ * election timeout. SQRAFT_OK also when the node does not lead or is the
+ * only voter (nothing to hand over). Errors: SQRAFT_MISUSE (NULL, or the
+ * node was never started or has stopped: see sqraft_node_errmsg),
+ * SQRAFT_ERROR (libraft refused the transfer; the message says why). Call
+ * it before sqraft_node_stop on a leader, so clients find the next leader
+ * at once instead of after an election. */
 SQRAFT_API int sqraft_node_handover(sqraft_node* node);
 
 /* Stops the node gracefully. It can not be started again. */
@@ -212,13 +225,45 @@ SQRAFT_API const sqraft_value* sqraft_rows_value(const sqraft_rows* rows, unsign
 /* Ends the query (interrupting it if rows are left) and frees the cursor. */
 SQRAFT_API int sqraft_rows_close(sqraft_rows* rows);
 
-/* Cluster management. */
+/* Cluster management, through the client's connection to the leader. Each
+ * call reconnects first if an earlier failure dropped the connection, and a
+ * request answered SQRAFT_NOTLEADER (nothing was done) is retried once on
+ * the new leader. Every call may also fail with SQRAFT_MISUSE (a NULL
+ * client or argument), SQRAFT_NOTLEADER / SQRAFT_LEADERSHIPLOST (the
+ * leader changed; for a membership change SQRAFT_LEADERSHIPLOST means its
+ * outcome is unknown: read sqraft_client_cluster), or an I/O error; the
+ * message is in sqraft_client_errmsg(). */
+
+/* The leader's id and address as the node the client is connected to knows
+ * them; id 0 and "" when it knows none. `id` and `address` may be NULL;
+ * *address is the caller's (free it with sqraft_free). */
 SQRAFT_API int sqraft_client_leader(sqraft_client* client, sqraft_id* id, char** address);
-/* *servers is one allocation (free it with sqraft_free). */
+/* Every member with its role. *servers is one allocation holding the
+ * addresses too (free it with sqraft_free); *n its length. */
 SQRAFT_API int sqraft_client_cluster(sqraft_client* client, sqraft_server** servers, unsigned* n);
+/* Adds node `id` at `address` as a spare (it receives nothing until it is
+ * assigned a role). Returns once the new configuration is committed. The
+ * node must be started with an empty data directory and no cluster of its
+ * own. SQRAFT_ERROR if libraft refuses: e.g. the id or address is already a
+ * member, or another configuration change is still in progress. */
 SQRAFT_API int sqraft_client_add(sqraft_client* client, sqraft_id id, const char* address);
+/* Makes member `id` a SQRAFT_VOTER, SQRAFT_STANDBY or SQRAFT_SPARE. A node
+ * promoted to voter first catches up with the log. Returns once the new
+ * configuration is committed. SQRAFT_ERROR if libraft refuses (no such
+ * member, the role it already has, an unknown role, a change in progress). */
 SQRAFT_API int sqraft_client_assign(sqraft_client* client, sqraft_id id, int role);
+/* Removes member `id` from the configuration; returns once that is
+ * committed. Removing the leader itself makes it step down once the change
+ * commits. The removed node keeps its data; wipe it before adding it back
+ * under a new id. SQRAFT_ERROR if libraft refuses (no such member, a change
+ * in progress). */
 SQRAFT_API int sqraft_client_remove(sqraft_client* client, sqraft_id id);
+/* Hands leadership to voter `id` (0: libraft picks one). SQRAFT_OK once the
+ * old leader has stepped down, which does not prove that `id` leads (check
+ * with sqraft_client_leader). SQRAFT_ERROR if libraft refuses the target at
+ * once (not a voter, unknown) or the old leader still leads when libraft
+ * gives up (after an election timeout). The client's connection goes to the
+ * old leader: the next call reconnects. */
 SQRAFT_API int sqraft_client_transfer(sqraft_client* client, sqraft_id id);
 
 /* Per-node requests go to the node at `address`, leader or not. */

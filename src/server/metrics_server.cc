@@ -43,11 +43,7 @@ Result<std::unique_ptr<MetricsServer>> MetricsServer::start(const std::string& a
   });
   std::string host = a.value().host;
   if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
-  if (a.value().port == 0) {
-    m->port_ = m->server_->bind_to_any_port(host.c_str());
-  } else {
-    m->port_ = m->server_->bind_to_port(host.c_str(), a.value().port) ? a.value().port : -1;
-  }
+  m->port_ = m->server_->bind_to_port(host.c_str(), a.value().port) ? a.value().port : -1;
   if (m->port_ <= 0) return Status::IoError("metrics address " + address + ": cannot listen there");
   httplib::Server* server = m->server_.get();
   m->thread_ = std::thread([server] { server->listen_after_bind(); });

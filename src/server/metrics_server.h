@@ -23,7 +23,7 @@ namespace sqraft {
 class MetricsServer {
  public:
   using Collect = std::function<Result<std::string>()>;
-  // Listens on `address` (host:port of TCP; port 0 picks a free one) and
+  // Listens on `address` (host:port, TCP) and
   // serves until destroyed. Fails with the reason if it cannot listen.
   static Result<std::unique_ptr<MetricsServer>> start(const std::string& address, Collect collect);
   ~MetricsServer();  // stops serving and joins the thread
