@@ -9,21 +9,13 @@ bool valid_page_size(uint32_t page_size) {
   return page_size >= kPageSizeMin && page_size <= kPageSizeMax && std::has_single_bit(page_size);
 }
 
-namespace {
-
-inline uint32_t load_le32(const uint8_t* p) {
-  return uint32_t(p[0]) | (uint32_t(p[1]) << 8) | (uint32_t(p[2]) << 16) | (uint32_t(p[3]) << 24);
-}
-
-}  // namespace
-
 Checksum checksum(bool big_endian, const uint8_t* data, size_t n, Checksum seed) {
   assert(n % 8 == 0);
   uint32_t s0 = seed.s0;
   uint32_t s1 = seed.s1;
   for (size_t i = 0; i < n; i += 8) {
-    uint32_t a = big_endian ? get_be32(data + i) : load_le32(data + i);
-    uint32_t b = big_endian ? get_be32(data + i + 4) : load_le32(data + i + 4);
+    uint32_t a = big_endian ? get_be32(data + i) : get_le32(data + i);
+    uint32_t b = big_endian ? get_be32(data + i + 4) : get_le32(data + i + 4);
     s0 += a + s1;
     s1 += b + s0;
   }

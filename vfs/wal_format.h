@@ -14,6 +14,8 @@
 //               8192 u16 slots mapping page numbers to frames.
 #pragma once
 
+#include "byte_order.h"
+
 #include <array>
 #include <cstddef>
 #include <cstdint>
@@ -33,15 +35,8 @@ inline constexpr uint32_t kPageSizeMin = 512;
 inline constexpr uint32_t kPageSizeMax = 65536;
 bool valid_page_size(uint32_t page_size);
 
-inline uint32_t get_be32(const uint8_t* p) {
-  return (uint32_t(p[0]) << 24) | (uint32_t(p[1]) << 16) | (uint32_t(p[2]) << 8) | uint32_t(p[3]);
-}
-inline void put_be32(uint8_t* p, uint32_t v) {
-  p[0] = uint8_t(v >> 24);
-  p[1] = uint8_t(v >> 16);
-  p[2] = uint8_t(v >> 8);
-  p[3] = uint8_t(v);
-}
+using sqraft::get_be32;  // byte_order.h
+using sqraft::put_be32;
 
 using Salt = std::array<uint8_t, 8>;  // opaque: copied byte for byte between headers
 

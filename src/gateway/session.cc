@@ -6,6 +6,7 @@
 #include <cstring>
 #include <utility>
 
+#include "byte_order.h"
 #include "db_writer.h"
 #include "node_impl.h"
 #include "snapshot_codec.h"
@@ -32,11 +33,6 @@ uint64_t wire_role(int raft_role) {
   }
 }
 
-uint64_t get_le64(const uint8_t* p) {
-  uint64_t v = 0;
-  for (int i = 7; i >= 0; i--) v = (v << 8) | p[i];
-  return v;
-}
 
 std::string peer_name(uv_stream_t* s) {
   if (s->type != UV_TCP) return "unix socket";

@@ -2,18 +2,12 @@
 
 #include <cstring>
 
+#include "byte_order.h"
+
 namespace sqraft::wire {
 
 namespace {
 
-void put_le64(uint8_t* p, uint64_t v) {
-  for (int i = 0; i < 8; i++) p[i] = uint8_t(v >> (8 * i));
-}
-uint64_t get_le64(const uint8_t* p) {
-  uint64_t v = 0;
-  for (int i = 7; i >= 0; i--) v = (v << 8) | p[i];
-  return v;
-}
 size_t padded(size_t n) { return (n + kWord - 1) / kWord * kWord; }
 
 }  // namespace

@@ -3,6 +3,7 @@
 #include <cstring>
 #include <limits>
 
+#include "byte_order.h"
 #include "command.pb.h"
 #include "vfs.h"
 #include "wal_format.h"
@@ -113,8 +114,7 @@ std::string encode_command(const Command& cmd) {
   // Protobuf bytes with their length and pad.
   const std::string body = msg.SerializeAsString();
   std::string out(kCommandPrefix + (body.size() + 7) / 8 * 8, '\0');
-  const uint32_t n = uint32_t(body.size());
-  for (int i = 0; i < 4; i++) out[size_t(i)] = char(n >> (8 * i));
+  put_le32(reinterpret_cast<uint8_t*>(out.data()), uint32_t(body.size()));
   std::memcpy(out.data() + kCommandPrefix, body.data(), body.size());
   return out;
 }
@@ -125,7 +125,7 @@ Result<Command> decode_command(const void* data, size_t size) {
   }
   if (size < kCommandPrefix) return Status::Corruption("malformed command: " + std::to_string(size) + " bytes");
   const auto* p = static_cast<const uint8_t*>(data);
-  const uint32_t n = uint32_t(p[0]) | (uint32_t(p[1]) << 8) | (uint32_t(p[2]) << 16) | (uint32_t(p[3]) << 24);
+  const uint32_t n = get_le32(p);
   if (p[4] != 0 || p[5] != 0 || p[6] != 0 || p[7] != 0 || n > size - kCommandPrefix) {
     return Status::Corruption("malformed command: bad length prefix");
   }

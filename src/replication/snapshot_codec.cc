@@ -6,6 +6,7 @@
 #include <cstring>
 #include <limits>
 
+#include "byte_order.h"
 #include "snapshot.pb.h"
 #include "wal_format.h"
 
@@ -15,22 +16,6 @@ namespace {
 
 constexpr char kMagic[8] = {'S', 'Q', 'R', 'A', 'F', 'T', 'S', 'N'};
 
-void put_le32(uint8_t* p, uint32_t v) {
-  for (int i = 0; i < 4; i++) p[i] = uint8_t(v >> (8 * i));
-}
-void put_le64(uint8_t* p, uint64_t v) {
-  for (int i = 0; i < 8; i++) p[i] = uint8_t(v >> (8 * i));
-}
-uint32_t get_le32(const uint8_t* p) {
-  uint32_t v = 0;
-  for (int i = 3; i >= 0; i--) v = (v << 8) | p[i];
-  return v;
-}
-uint64_t get_le64(const uint8_t* p) {
-  uint64_t v = 0;
-  for (int i = 7; i >= 0; i--) v = (v << 8) | p[i];
-  return v;
-}
 
 SnapshotBuffer make_buffer(size_t size) {
   return SnapshotBuffer{std::unique_ptr<uint8_t[]>(new uint8_t[size]), size};
