@@ -156,11 +156,7 @@ Status ensure_connected(sqraft_client* c) { return c->conn ? Status::Ok() : conn
 
 // After a failure: connections that may point at an old leader are dropped.
 void after_failure(sqraft_client* c, const Status& s) {
-  const int primary = s.code() & 0xff;
-  if (s.is_not_leader() || s.is_leadership_lost() || s.code() == SQRAFT_NOTFOUND || primary == SQRAFT_IOERR ||
-      s.code() == SQRAFT_PROTO) {
-    c->conn.reset();
-  }
+  if (needs_new_connection(s)) c->conn.reset();
 }
 
 template <class F>

@@ -19,6 +19,11 @@
 
 namespace sqraft {
 
+bool needs_new_connection(const Status& s) {
+  return (s.code() & 0xff) == SQLITE_IOERR || s.code() == SQLITE_NOTFOUND || s.code() == int(wire::kErrProto);
+}
+
+
 namespace {
 
 Status net_error(const std::string& what, int err) { return Status::IoError(what + ": " + std::strerror(err)); }

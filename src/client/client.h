@@ -35,6 +35,14 @@ struct File {
 
 class Rows;
 
+// The one reconnect rule (the C API, the shell, the bench and import all
+// use it): after an error for which this is true, the connection may no
+// longer reach the leader or is broken — drop it and find the leader again.
+// True for not leader and leadership lost (SQLITE_IOERR extended codes),
+// every other I/O error, a malformed message, and SQLITE_NOTFOUND (the
+// server forgot the connection's open databases when its leadership ended).
+bool needs_new_connection(const Status& s);
+
 class Client {
  public:
   struct Options {

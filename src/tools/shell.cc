@@ -126,12 +126,6 @@ std::string role_name(uint64_t role) {
   }
 }
 
-// Whether the error may mean the connection no longer reaches the leader.
-bool drops_connection(const Status& s) {
-  return s.is_not_leader() || s.is_leadership_lost() || s.code() == SQLITE_NOTFOUND ||
-         (s.code() & 0xff) == SQLITE_IOERR || s.code() == int(wire::kErrProto);
-}
-
 // ---- the shell ----------------------------------------------------------------
 
 // Closes a .output file that close_output() did not (on an exception).
@@ -271,7 +265,7 @@ class Shell {
       }
       Status s = op(*client_);
       if (s.ok()) return s;
-      if (drops_connection(s)) client_.reset();
+      if (needs_new_connection(s)) client_.reset();
       if (!s.is_not_leader() || attempt > 0) return s;
     }
   }
