@@ -6,9 +6,9 @@
 #include <cstring>
 #include <utility>
 
+#include "address.h"
 #include "byte_order.h"
 #include "db_writer.h"
-#include "node_impl.h"
 #include "snapshot_codec.h"
 #include "vfs.h"
 
@@ -52,7 +52,7 @@ std::string peer_name(uv_stream_t* s) {
 
 }  // namespace
 
-Session::Session(NodeImpl& node, uint64_t id, uv_stream_t* stream) : node_(node), id_(id), stream_(stream) {
+Session::Session(GatewayContext& node, uint64_t id, uv_stream_t* stream) : node_(node), id_(id), stream_(stream) {
   stream_->data = this;
 }
 
@@ -188,11 +188,11 @@ void Session::parse() {
           phase_ = Phase::kClient;
         }
       }
-      if (len > node_.options().max_message_bytes) {
+      if (len > node_.max_message_bytes()) {
         spdlog::warn("session {}: {} request of {} bytes exceeds the limit of {}; closing", id_,
-                     wire::request_name(h.type), len, node_.options().max_message_bytes);
+                     wire::request_name(h.type), len, node_.max_message_bytes());
         send(wire::failure(wire::kErrProto, "message of " + std::to_string(len) + " bytes exceeds the limit of " +
-                                                std::to_string(node_.options().max_message_bytes) + " bytes"),
+                                                std::to_string(node_.max_message_bytes()) + " bytes"),
              [this] { close("oversized message"); });
         uv_read_stop(stream_);
         return;
@@ -230,7 +230,7 @@ void Session::hand_to_raft(const Message& m) {
   closing_ = true;
   stream_closed_ = true;
   spdlog::debug("raft peer {} ({}) connected", peer_id, address);
-  node_.transport().accept(peer_id, address, s);
+  node_.hand_to_raft(peer_id, address, s);
   node_.reap(this);
 }
 
@@ -256,9 +256,9 @@ void Session::dispatch(Message m) {
     }
     // Bytes in flight: what waits here, besides the request running, stays
     // within one maximum message.
-    if (queued_bytes_ + m.body.size() > node_.options().max_message_bytes) {
+    if (queued_bytes_ + m.body.size() > node_.max_message_bytes()) {
       spdlog::warn("session {}: more than {} bytes of requests pipelined; closing", id_,
-                   node_.options().max_message_bytes);
+                   node_.max_message_bytes());
       close("too many pipelined bytes");
       return;
     }
@@ -553,7 +553,7 @@ void Session::handle_open(wire::BodyReader& r) {
           Db& d = dbs_[id];
           d.name = name;
           d.conn = conn.value();
-          d.guard = std::make_unique<SqlGuard>(d.conn, node_.options().sql, node_.sql_stopping(), true);
+          d.guard = std::make_unique<SqlGuard>(d.conn, node_.sql_limits(), node_.sql_stopping(), true);
           d.cache = std::make_unique<StmtCache>(d.conn);
           d.writer = &node_.writer(name);
           wire::BodyWriter w;

@@ -27,6 +27,7 @@
 #include <string>
 #include <vector>
 
+#include "context.h"
 #include "db_writer.h"
 #include "sql_guard.h"
 #include "statement.h"
@@ -34,11 +35,9 @@
 
 namespace sqraft {
 
-class NodeImpl;
-
 class Session {
  public:
-  Session(NodeImpl& node, uint64_t id, uv_stream_t* stream);
+  Session(GatewayContext& node, uint64_t id, uv_stream_t* stream);
   ~Session();
   Session(const Session&) = delete;
   Session& operator=(const Session&) = delete;
@@ -125,7 +124,7 @@ class Session {
   void job_started() { jobs_++; }
   bool job_finished();  // false if the session is closing (and may be reaped)
 
-  NodeImpl& node_;
+  GatewayContext& node_;
   const uint64_t id_;
   uv_stream_t* stream_;
   bool closing_ = false;

@@ -1,4 +1,5 @@
-// Internals of Node shared with Session. Loop thread unless noted.
+// Internals of Node; sessions see it only as their GatewayContext. Loop
+// thread unless noted.
 #pragma once
 
 #include <uv.h>
@@ -12,6 +13,7 @@
 #include <thread>
 #include <vector>
 
+#include "context.h"
 #include "db_writer.h"
 #include "metrics.h"
 #include "metrics_page.h"
@@ -27,39 +29,37 @@ namespace sqraft {
 
 class Session;
 
-class NodeImpl {
+class NodeImpl final : public GatewayContext {
  public:
   explicit NodeImpl(NodeOptions options);
-  ~NodeImpl();
+  ~NodeImpl() override;
 
-  // Any thread: runs `fn` on the loop thread; false once the loop is gone.
-  bool post(std::function<void()> fn);
+  // ---- GatewayContext: what sessions use (see src/gateway/context.h) ----
+  bool post(std::function<void()> fn) override;
+  Metrics& metrics() override { return metrics_; }
+  struct raft* raft() override { return &raft_; }
+  bool leader_ready() const override;
+  Vfs& vfs() override { return replica_->vfs(); }
+  ThreadPool& readers() override { return *readers_; }
+  DbWriter& writer(const std::string& db) override;
+  Status may_open(const std::string& db) override;
+  const std::atomic<bool>* sql_stopping() const override { return &sql_stopping_; }
+  size_t max_message_bytes() const override { return options_.max_message_bytes; }
+  const SqlLimits& sql_limits() const override { return options_.sql; }
+  uint64_t failure_domain() const override { return failure_domain_.load(); }
+  uint64_t weight() const override { return weight_.load(); }
+  void set_weight(uint64_t w) override { weight_ = w; }
+  void reap(Session* s) override;  // erase a session that finished closing
+  void park(uint64_t session) override { parked_.push_back(session); }
+  void hand_to_raft(uint64_t peer_id, const std::string& address, uv_stream_t* stream) override {
+    transport_->accept(peer_id, address, stream);
+  }
 
-  // ---- used by sessions (loop thread) ----
-  bool leader_ready() const;  // may run SQL: leader with a current state
-  struct raft* raft() { return &raft_; }
   Replica& replica() { return *replica_; }
-  Vfs& vfs() { return replica_->vfs(); }
-  ThreadPool& readers() { return *readers_; }
-  // The writer of `db`, created on first use (the caller has checked the
-  // database may exist: see may_open()).
-  DbWriter& writer(const std::string& db);
-  // OK if `db` exists or one more database is within max_databases.
-  Status may_open(const std::string& db);
-  // Set when the node begins to stop: every client statement stops.
-  const std::atomic<bool>* sql_stopping() const { return &sql_stopping_; }
-  Transport& transport() { return *transport_; }
-  // Counters any thread may bump.
-  Metrics& metrics() { return metrics_; }
+  const NodeOptions& options() const { return options_; }
   // The /metrics page: state read on the loop thread (waits up to 2 s).
   // Any thread but the loop's.
   Result<std::string> metrics_page();
-  const NodeOptions& options() const { return options_; }
-  uint64_t failure_domain() const { return failure_domain_.load(); }
-  uint64_t weight() const { return weight_.load(); }
-  void set_weight(uint64_t w) { weight_ = w; }
-  void reap(Session* s);  // erase a session that finished closing
-  void park(uint64_t session) { parked_.push_back(session); }
 
   // ---- lifecycle (caller's thread) ----
   Status start();
