@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <cassert>
 #include <chrono>
 #include <cstring>
 #include <utility>
@@ -96,8 +97,24 @@ void Session::close(const std::string& why) {
   }
 }
 
+void Session::start_read_job(std::function<void()> task) {
+  job_started();
+  if (node_.readers().submit(std::move(task))) return;
+  // The pool has stopped: the node is shutting down.
+  job_undone();
+  reply_failure(Status::LeadershipLost("leadership lost: node is shutting down"));
+  done();
+}
+
+void Session::back_to_loop(std::function<void()> fn) {
+  // Refused only once the loop is gone: the node is stopping and frees every
+  // session itself after its threads end, so the completion has nobody to
+  // tell. Dropping it loses nothing.
+  (void)node_.post(std::move(fn));
+}
+
 bool Session::job_finished() {
-  jobs_--;
+  job_undone();
   if (closing_) {
     if (reapable()) node_.reap(this);
     return false;
@@ -565,7 +582,7 @@ void Session::handle_open(wire::BodyReader& r) {
     }
   });
   if (!submitted) {
-    jobs_--;
+    job_undone();
     reply_failure(Status::LeadershipLost("leadership lost: node is shutting down"));
     done();
   }
@@ -620,7 +637,7 @@ void Session::handle_prepare(wire::BodyReader& r, uint8_t schema) {
     req.expect_owner = true;
     job_started();
     req.done = [this, finish, sql](DbWriter::Reply rep) {
-      node_.post([this, finish, rep = std::move(rep), sql]() {
+      back_to_loop([this, finish, rep = std::move(rep), sql]() {
         if (!job_finished()) return;
         StmtKind kind = classify_sql(sql.substr(0, rep.tail));
         // kOther stays: each EXEC finds out whether it touches TEMP objects.
@@ -628,15 +645,14 @@ void Session::handle_prepare(wire::BodyReader& r, uint8_t schema) {
       });
     };
     if (!d->writer->submit(std::move(req))) {
-      jobs_--;
+      job_undone();
       reply_failure(Status::Busy("database is locked: too many queued writes"));
       done();
     }
     return;
   }
-  job_started();
   sqlite3* conn = d->conn;
-  node_.readers().submit([this, conn, sql, finish] {
+  start_read_job([this, conn, sql, finish] {
     sqlite3_stmt* stmt = nullptr;
     const char* tail = nullptr;
     int rc = sqlite3_prepare_v2(conn, sql.c_str(), int(sql.size()), &stmt, &tail);
@@ -653,7 +669,7 @@ void Session::handle_prepare(wire::BodyReader& r, uint8_t schema) {
       if (kind == StmtKind::kOther && sqlite3_stmt_readonly(stmt)) kind = StmtKind::kRead;
     }
     sqlite3_finalize(stmt);
-    node_.post([this, st, params, tail_off, kind, finish]() {
+    back_to_loop([this, st, params, tail_off, kind, finish]() {
       if (!job_finished()) return;
       finish(st, params, tail_off, kind);
     });
@@ -740,8 +756,7 @@ void Session::run_on_reader(uint32_t db_id, std::string sql, std::vector<wire::V
   sqlite3* conn = d.conn;
   StmtCache* cache = d.cache.get();
   SqlGuard* guard = d.guard.get();
-  job_started();
-  node_.readers().submit([this, db_id, conn, cache, guard, sql = std::move(sql), params = std::move(params), query] {
+  start_read_job([this, db_id, conn, cache, guard, sql = std::move(sql), params = std::move(params), query] {
     guard->arm(&cancel_);
     if (query) {
       Result<sqlite3_stmt*> stmt = cache->get(sql);
@@ -749,7 +764,7 @@ void Session::run_on_reader(uint32_t db_id, std::string sql, std::vector<wire::V
       if (st.ok()) st = bind_params(stmt.value(), params);
       if (!st.ok()) {
         guard->disarm();
-        node_.post([this, db_id, st] { on_rows(db_id, st, true, false); });
+        back_to_loop([this, db_id, st] { on_rows(db_id, st, true, false); });
         return;
       }
       auto cursor = std::make_shared<RowCursor>(stmt.value());
@@ -758,7 +773,7 @@ void Session::run_on_reader(uint32_t db_id, std::string sql, std::vector<wire::V
       guard->disarm();
       // Whether later runs may be answered on the loop thread.
       if (done_rows) cache->learn_cost(sql);
-      node_.post([this, db_id, cursor, batch = std::move(batch), done_rows]() mutable {
+      back_to_loop([this, db_id, cursor, batch = std::move(batch), done_rows]() mutable {
         if (!done_rows && !closing_) {
           stream_rows_.emplace();
           stream_rows_->db = db_id;
@@ -782,7 +797,7 @@ void Session::run_on_reader(uint32_t db_id, std::string sql, std::vector<wire::V
       out = exec_script(conn, sql, params);
     }
     guard->disarm();
-    node_.post([this, out = std::move(out)]() {
+    back_to_loop([this, out = std::move(out)]() {
       if (!job_finished()) return;
       if (!out.ok()) {
         reply_failure(out.status());
@@ -801,8 +816,7 @@ void Session::classify_then_run(uint32_t db_id, std::string sql, std::vector<wir
   Db& d = dbs_.at(db_id);
   sqlite3* conn = d.conn;
   SqlGuard* guard = d.guard.get();
-  job_started();
-  node_.readers().submit([this, db_id, conn, guard, sql = std::move(sql), params = std::move(params), query]() mutable {
+  start_read_job([this, db_id, conn, guard, sql = std::move(sql), params = std::move(params), query]() mutable {
     // Prepare every statement: reads of the shared database and anything
     // that only touches this client's TEMP objects stay on its connection,
     // the rest goes to the writer.
@@ -831,7 +845,7 @@ void Session::classify_then_run(uint32_t db_id, std::string sql, std::vector<wir
     }
     guard->record(nullptr);
     touches.resolve(conn);
-    node_.post([this, db_id, sql = std::move(sql), params = std::move(params), query, readonly,
+    back_to_loop([this, db_id, sql = std::move(sql), params = std::move(params), query, readonly,
                 touches = std::move(touches)]() mutable {
       if (!job_finished()) return;
       auto it = dbs_.find(db_id);
@@ -881,7 +895,7 @@ void Session::run_on_writer(uint32_t db_id, std::string sql, std::vector<wire::V
   req.cancel = &cancel_;
   job_started();
   req.done = [this, db_id, query](DbWriter::Reply rep) {
-    node_.post([this, db_id, query, rep = std::move(rep)]() mutable {
+    back_to_loop([this, db_id, query, rep = std::move(rep)]() mutable {
       if (!job_finished()) return;
       auto it = dbs_.find(db_id);
       if (it != dbs_.end()) it->second.in_txn = rep.in_txn;
@@ -921,7 +935,7 @@ void Session::run_on_writer(uint32_t db_id, std::string sql, std::vector<wire::V
     });
   };
   if (!d.writer->submit(std::move(req))) {
-    jobs_--;
+    job_undone();
     reply_failure(Status::Busy("database is locked: too many queued writes"));
     done();
   }
@@ -965,7 +979,7 @@ void Session::next_rows() {
     req.cancel = &cancel_;
     job_started();
     req.done = [this, db_id](DbWriter::Reply rep) {
-      node_.post([this, db_id, rep = std::move(rep)]() mutable {
+      back_to_loop([this, db_id, rep = std::move(rep)]() mutable {
         if (!job_finished()) return;
         auto it = dbs_.find(db_id);
         if (it != dbs_.end()) it->second.in_txn = rep.in_txn;
@@ -977,7 +991,7 @@ void Session::next_rows() {
       });
     };
     if (!d.writer->submit(std::move(req))) {
-      jobs_--;
+      job_undone();
       fail_stream(Status::Busy("database is locked: too many queued writes"));
     }
     return;
@@ -985,13 +999,12 @@ void Session::next_rows() {
   RowCursor* cursor = stream_rows_->cursor.get();
   sqlite3* conn = d.conn;
   SqlGuard* guard = d.guard.get();
-  job_started();
-  node_.readers().submit([this, db_id, cursor, conn, guard] {
+  start_read_job([this, db_id, cursor, conn, guard] {
     guard->arm(&cancel_);
     bool done_rows = false;
     Result<std::vector<uint8_t>> batch = cursor->next_batch(conn, kRowsBatchBytes, &done_rows);
     guard->disarm();
-    node_.post([this, db_id, batch = std::move(batch), done_rows]() mutable {
+    back_to_loop([this, db_id, batch = std::move(batch), done_rows]() mutable {
       on_rows(db_id, std::move(batch), done_rows, false);
     });
   });
@@ -1056,7 +1069,7 @@ void Session::end_stream_interrupted() {
     req.expect_owner = true;
     job_started();
     req.done = [this, db_id](DbWriter::Reply rep) {
-      node_.post([this, db_id, rep = std::move(rep)]() {
+      back_to_loop([this, db_id, rep = std::move(rep)]() {
         if (!job_finished()) return;
         auto it = dbs_.find(db_id);
         if (it != dbs_.end()) it->second.in_txn = rep.in_txn;
@@ -1065,7 +1078,7 @@ void Session::end_stream_interrupted() {
       });
     };
     if (dbs_.at(db_id).writer->submit(std::move(req))) return;
-    jobs_--;
+    job_undone();
   }
   reply_empty();
   done();
@@ -1166,7 +1179,7 @@ void Session::handle_membership(uint8_t type, wire::BodyReader& r) {
     });
     if (rv != 0) {
       delete t;
-      jobs_--;
+      job_undone();
       const char* why = raft_errmsg(node_.raft());
       reply_failure(SQLITE_ERROR, std::string("transfer: ") + (why[0] != '\0' ? why : raft_strerror(rv)));
       done();
@@ -1198,7 +1211,7 @@ void Session::handle_membership(uint8_t type, wire::BodyReader& r) {
   }
   if (rv != 0) {
     delete c;
-    jobs_--;
+    job_undone();
     reply_failure(SQLITE_ERROR, std::string(wire::request_name(type)) + ": " + raft_strerror(rv));
     done();
   }
@@ -1215,8 +1228,7 @@ void Session::handle_dump(wire::BodyReader& r) {
     reply_failure(SQLITE_NOTFOUND, "no database named '" + name + "'");
     return done();
   }
-  job_started();
-  node_.readers().submit([this, database, name] {
+  start_read_job([this, database, name] {
     DbImage img = database->capture();
     std::vector<uint8_t> wal = build_wal_file(img.wal, img.page_size);
     wire::BodyWriter w;
@@ -1236,7 +1248,7 @@ void Session::handle_dump(wire::BodyReader& r) {
     w.raw(wal.data(), wal.size());
     w.pad();
     std::vector<uint8_t> msg = w.finish(wire::kFiles);
-    node_.post([this, msg = std::move(msg)]() mutable {
+    back_to_loop([this, msg = std::move(msg)]() mutable {
       if (!job_finished()) return;
       send(std::move(msg));
       done();

@@ -18,6 +18,7 @@
 #include <uv.h>
 
 #include <atomic>
+#include <cassert>
 #include <chrono>
 #include <deque>
 #include <functional>
@@ -121,7 +122,20 @@ class Session {
   static void close_db(Db& d);
   // True if `s` is a statement stopped because this client sent INTERRUPT.
   bool stopped_by_interrupt(const Status& s) const;
+  // Jobs are counted here only: started, then finished on the loop thread
+  // (job_finished) or undone when they could not start.
   void job_started() { jobs_++; }
+  void job_undone() {
+    assert(jobs_ > 0);
+    jobs_--;
+  }
+  // Runs `task` on the reader pool as one of this session's jobs. If the
+  // pool refuses it (the node is stopping), the job is undone and the client
+  // gets FAILURE; its request is over either way.
+  void start_read_job(std::function<void()> task);
+  // From a job's thread: runs `fn` on the loop thread (see the .cc for why a
+  // refusal may be dropped).
+  void back_to_loop(std::function<void()> fn);
   bool job_finished();  // false if the session is closing (and may be reaped)
 
   GatewayContext& node_;
