@@ -5,74 +5,15 @@
 #include <cctype>
 #include <cstring>
 
+#include "lexer.h"
 #include "sql_guard.h"
 
 namespace sqraft {
 
-namespace {
-
-// Skips whitespace and comments from `i`.
-size_t skip_space(std::string_view s, size_t i) {
-  while (i < s.size()) {
-    if (std::isspace(static_cast<unsigned char>(s[i]))) {
-      i++;
-    } else if (s.compare(i, 2, "--") == 0) {
-      while (i < s.size() && s[i] != '\n') i++;
-    } else if (s.compare(i, 2, "/*") == 0) {
-      const size_t end = s.find("*/", i + 2);
-      i = end == std::string_view::npos ? s.size() : end + 2;
-    } else {
-      break;
-    }
-  }
-  return i;
-}
-
-// The first `n` keywords of `sql`, upper-cased.
-std::vector<std::string> keywords(std::string_view sql, size_t n) {
-  std::vector<std::string> out;
-  size_t i = 0;
-  while (out.size() < n) {
-    i = skip_space(sql, i);
-    std::string word;
-    while (i < sql.size() && (std::isalpha(static_cast<unsigned char>(sql[i])) || sql[i] == '_')) {
-      word.push_back(char(std::toupper(static_cast<unsigned char>(sql[i]))));
-      i++;
-    }
-    if (word.empty()) break;
-    out.push_back(std::move(word));
-  }
-  return out;
-}
-
-}  // namespace
-
-bool single_statement(std::string_view s) {
-  size_t i = 0;
-  while (i < s.size()) {
-    const char c = s[i];
-    if (c == '\'' || c == '"' || c == '`' || c == '[') {
-      const char close = c == '[' ? ']' : c;
-      i++;
-      while (i < s.size() && s[i] != close) i++;
-      i++;
-    } else if (s.compare(i, 2, "--") == 0 || s.compare(i, 2, "/*") == 0) {
-      i = skip_space(s, i);
-    } else if (c == ';') {
-      // Only separators, spaces and comments may follow.
-      for (size_t j = skip_space(s, i + 1); j < s.size(); j = skip_space(s, j + 1)) {
-        if (s[j] != ';') return false;
-      }
-      return true;
-    } else {
-      i++;
-    }
-  }
-  return true;
-}
+bool single_statement(std::string_view s) { return lexer::single_statement(s); }
 
 StmtKind classify_sql(std::string_view sql) {
-  const std::vector<std::string> kws = keywords(sql, 3);
+  const std::vector<std::string> kws = lexer::leading_words(sql, 3);
   const std::string kw = kws.empty() ? "" : kws[0];
   if (kw == "BEGIN") return single_statement(sql) ? StmtKind::kBegin : StmtKind::kOther;
   // ROLLBACK [TRANSACTION] TO savepoint ends no transaction.

@@ -5,67 +5,12 @@
 
 #include <cctype>
 
+#include "lexer.h"
+
 namespace sqraft::tools {
 
-namespace {
-
-// Position of the first character at or after `pos` that is not whitespace,
-// a comment or a ';' (the end if there is none).
-size_t skip_filler(std::string_view sql, size_t pos) {
-  while (pos < sql.size()) {
-    const char ch = sql[pos];
-    if (std::isspace(static_cast<unsigned char>(ch)) || ch == ';') {
-      pos++;
-    } else if (sql.substr(pos, 2) == "--") {
-      const size_t nl = sql.find('\n', pos);
-      pos = nl == std::string_view::npos ? sql.size() : nl + 1;
-    } else if (sql.substr(pos, 2) == "/*") {
-      const size_t end = sql.find("*/", pos + 2);
-      pos = end == std::string_view::npos ? sql.size() : end + 2;
-    } else {
-      break;
-    }
-  }
-  return pos;
-}
-
-bool blank(std::string_view sql) { return skip_filler(sql, 0) == sql.size(); }
-
-// The words of `sql` outside parentheses, strings, quoted names and
-// comments, upper-cased, up to `max` of them.
-std::vector<std::string> top_level_words(std::string_view sql, size_t max) {
-  std::vector<std::string> words;
-  int depth = 0;
-  size_t pos = 0;
-  while (pos < sql.size() && words.size() < max) {
-    pos = skip_filler(sql, pos);
-    if (pos >= sql.size()) break;
-    const char ch = sql[pos];
-    if (ch == '\'' || ch == '"' || ch == '`' || ch == '[') {
-      const char close = ch == '[' ? ']' : ch;
-      const size_t end = sql.find(close, pos + 1);
-      pos = end == std::string_view::npos ? sql.size() : end + 1;
-    } else if (ch == '(') {
-      depth++;
-      pos++;
-    } else if (ch == ')') {
-      depth--;
-      pos++;
-    } else if (std::isalpha(static_cast<unsigned char>(ch)) || ch == '_') {
-      std::string word;
-      while (pos < sql.size() && (std::isalnum(static_cast<unsigned char>(sql[pos])) || sql[pos] == '_')) {
-        word += char(std::toupper(static_cast<unsigned char>(sql[pos])));
-        pos++;
-      }
-      if (depth == 0) words.push_back(std::move(word));
-    } else {
-      pos++;
-    }
-  }
-  return words;
-}
-
-}  // namespace
+using lexer::blank;
+using lexer::top_level_words;
 
 std::string_view trim(std::string_view s) {
   size_t b = 0, e = s.size();
