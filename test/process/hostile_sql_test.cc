@@ -244,7 +244,7 @@ TEST_CASE("hostile SQL: crashes, bricks and corruption become clear errors") {
     CHECK((s.code() & 0xff) == SQLITE_TOOBIG);
     s = query_all(client, d, "SELECT length(replace(printf('%.*c',30000000,'x'),'x','yyyy'))");
     CHECK((s.code() & 0xff) == SQLITE_TOOBIG);
-    CHECK(seconds_since(t0) < 10);
+    CHECK(seconds_since(t0) < 40);  // bounded, not fast: three ~1-3 s printf calls on a busy 2-core machine
     // A value under the limit still works, off the loop thread.
     std::vector<std::vector<wire::Value>> rows;
     s = query_all(client, d, "SELECT length(printf('%.*c',1000000,'x'))", &rows);
