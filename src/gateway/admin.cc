@@ -12,7 +12,7 @@
 #include "address.h"
 #include "snapshot_codec.h"
 #include "vfs.h"
-#include "limits.h"
+#include "session_limits.h"
 
 namespace sqraft {
 
@@ -28,16 +28,10 @@ uint64_t wire_role(int raft_role) {
 
 }  // namespace
 
-void Session::handle_cluster(wire::BodyReader& r) {
+void Session::handle_cluster(Request& r) {
   uint64_t format = 1;
-  if (!r.u64(&format)) {
-    reply_failure(wire::kErrProto, "malformed cluster request");
-    return done();
-  }
-  if (format > 1) {
-    reply_failure(wire::kErrProto, "unknown cluster format " + std::to_string(format));
-    return done();
-  }
+  if (!r.body.u64(&format)) return malformed(r);
+  if (format > 1) return fail(wire::kErrProto, "unknown cluster format " + std::to_string(format));
   send_servers(format);
   done();
 }
@@ -54,133 +48,145 @@ void Session::send_servers(uint64_t format) {
   send(w.finish(wire::kServers));
 }
 
-namespace {
-struct ChangeReq {
-  struct raft_change req;
-  Session* session;
-  std::function<void(int)> cb;
-};
-struct TransferReq {
-  struct raft_transfer req;
-  std::function<void()> cb;
-};
-}  // namespace
+void Session::handle_describe(Request& r) {
+  uint64_t format;
+  if (!r.body.u64(&format)) return malformed(r);
+  if (format != 0) return fail(wire::kErrProto, "unknown describe format " + std::to_string(format));
+  wire::BodyWriter w;
+  w.u64(node_.failure_domain());
+  w.u64(node_.weight());
+  send(w.finish(wire::kMetadata));
+  done();
+}
 
-void Session::handle_membership(uint8_t type, wire::BodyReader& r) {
-  uint64_t id = 0, role = 0;
-  std::string address;
-  bool ok = r.u64(&id);
-  if (type == wire::kAdd) ok = ok && r.text(&address);
-  if (type == wire::kAssign) ok = ok && r.u64(&role);
-  if (!ok) {
-    reply_failure(wire::kErrProto, std::string("malformed ") + wire::request_name(type) + " request");
-    return done();
+void Session::handle_weight(Request& r) {
+  uint64_t weight;
+  if (!r.body.u64(&weight)) return malformed(r);
+  node_.set_weight(weight);
+  reply_empty();
+  done();
+}
+
+namespace {
+
+// A libraft request and what to do when it ends. libraft calls back on the
+// loop thread, from C: nothing may throw through it.
+template <typename RaftReq, typename... Args>
+struct Pending {
+  RaftReq req;
+  std::function<void(Args...)> then;
+
+  static Pending* make(std::function<void(Args...)> then) {
+    auto* p = new Pending{{}, std::move(then)};
+    p->req.data = p;
+    return p;
   }
-  if (raft_state(node_.raft()) != RAFT_LEADER) {
-    reply_failure(Status::NotLeader());
-    return done();
-  }
-  auto finish = [this](int status) {
-    if (!job_finished()) return;
-    if (status != 0) {
-      reply_failure(SQLITE_ERROR, raft_errmsg(node_.raft())[0] ? raft_errmsg(node_.raft()) : raft_strerror(status));
-    } else {
-      reply_empty();
+  static void callback(RaftReq* req, Args... args) {
+    std::unique_ptr<Pending> p(static_cast<Pending*>(req->data));
+    try {
+      p->then(args...);
+    } catch (const std::exception& e) {
+      spdlog::error("membership change completion failed: {}", e.what());
     }
-    done();
-  };
-  if (type == wire::kTransfer) {
-    // libraft calls back when the transfer ends, done or timed out: it is
-    // done if this node no longer leads.
-    auto* t = new TransferReq{{}, [this, id] {
-      if (!job_finished()) return;
-      if (raft_state(node_.raft()) == RAFT_LEADER) {
-        reply_failure(SQLITE_ERROR, "leadership transfer to node " + std::to_string(id) +
-                                        " did not complete: this node still leads");
-      } else {
-        reply_empty();
-      }
-      done();
-    }};
-    t->req.data = t;
-    job_started();
-    int rv = raft_transfer(node_.raft(), &t->req, id, [](struct raft_transfer* req) {
-      auto* tr = static_cast<TransferReq*>(req->data);
-      auto cb = std::move(tr->cb);
-      delete tr;
-      cb();
-    });
-    if (rv != 0) {
-      delete t;
-      job_undone();
-      const char* why = raft_errmsg(node_.raft());
-      reply_failure(SQLITE_ERROR, std::string("transfer: ") + (why[0] != '\0' ? why : raft_strerror(rv)));
-      done();
-    }
-    return;
   }
-  auto* c = new ChangeReq{{}, this, finish};
-  c->req.data = c;
-  auto cb = [](struct raft_change* req, int status) {
-    auto* cr = static_cast<ChangeReq*>(req->data);
-    auto f = std::move(cr->cb);
-    delete cr;
-    f(status);
-  };
-  int rv;
-  job_started();
-  if (type == wire::kAdd) {
-    if (!wire::valid_utf8(address) || !parse_address(address).ok()) {
-      rv = RAFT_INVALID;
-    } else {
-      rv = raft_add(node_.raft(), &c->req, id, address.c_str(), cb);
-    }
-  } else if (type == wire::kAssign) {
-    int raft_role = role == wire::kRoleVoter ? RAFT_VOTER : role == wire::kRoleStandby ? RAFT_STANDBY
-                  : role == wire::kRoleSpare ? RAFT_SPARE : -1;
-    rv = raft_role < 0 ? RAFT_BADROLE : raft_assign(node_.raft(), &c->req, id, raft_role, cb);
-  } else {
-    rv = raft_remove(node_.raft(), &c->req, id, cb);
-  }
-  if (rv != 0) {
-    delete c;
-    job_undone();
-    reply_failure(SQLITE_ERROR, std::string(wire::request_name(type)) + ": " + raft_strerror(rv));
-    done();
+};
+
+using PendingChange = Pending<struct raft_change, int>;
+using PendingTransfer = Pending<struct raft_transfer>;
+
+int raft_role_of(uint64_t wire_role) {
+  switch (wire_role) {
+    case wire::kRoleVoter: return RAFT_VOTER;
+    case wire::kRoleStandby: return RAFT_STANDBY;
+    case wire::kRoleSpare: return RAFT_SPARE;
+    default: return -1;
   }
 }
 
-void Session::handle_dump(wire::BodyReader& r) {
-  std::string name;
-  if (!r.text(&name)) {
-    reply_failure(wire::kErrProto, "malformed dump request");
-    return done();
-  }
-  std::shared_ptr<Database> database = node_.vfs().find(name);
-  if (!database) {
-    reply_failure(SQLITE_NOTFOUND, "no database named '" + name + "'");
-    return done();
-  }
-  start_read_job([this, database, name] {
-    DbImage img = database->capture();
-    std::vector<uint8_t> wal = build_wal_file(img.wal, img.page_size);
-    wire::BodyWriter w;
-    w.u64(2);
-    w.text(name);
-    w.u64(uint64_t(img.pages.size()) * img.page_size);
-    for (const PagePtr& p : img.pages) {
-      if (p) {
-        w.raw(p.get(), img.page_size);
-      } else {
-        std::vector<uint8_t> zero(img.page_size, 0);
-        w.raw(zero.data(), zero.size());
-      }
+// A DUMP answer: the database file and its WAL file.
+std::vector<uint8_t> files_message(const std::string& name, const DbImage& img) {
+  std::vector<uint8_t> wal = build_wal_file(img.wal, img.page_size);
+  wire::BodyWriter w;
+  w.u64(2);
+  w.text(name);
+  w.u64(uint64_t(img.pages.size()) * img.page_size);
+  const std::vector<uint8_t> zero(img.page_size, 0);
+  for (const PagePtr& p : img.pages) w.raw(p ? p.get() : zero.data(), img.page_size);
+  w.text(name + "-wal");
+  w.u64(wal.size());
+  w.raw(wal.data(), wal.size());
+  w.pad();
+  return w.finish(wire::kFiles);
+}
+
+}  // namespace
+
+void Session::handle_membership(Request& r) {
+  uint64_t id = 0, role = 0;
+  std::string address;
+  bool ok = r.body.u64(&id);
+  if (r.type == wire::kAdd) ok = ok && r.body.text(&address);
+  if (r.type == wire::kAssign) ok = ok && r.body.u64(&role);
+  if (!ok) return malformed(r);
+  if (raft_state(node_.raft()) != RAFT_LEADER) return fail(Status::NotLeader());
+  auto* c = PendingChange::make([this](int status) {
+    if (!job_finished()) return;
+    if (status != 0) {
+      const char* why = raft_errmsg(node_.raft());
+      return fail(SQLITE_ERROR, why[0] != '\0' ? why : raft_strerror(status));
     }
-    w.text(name + "-wal");
-    w.u64(wal.size());
-    w.raw(wal.data(), wal.size());
-    w.pad();
-    std::vector<uint8_t> msg = w.finish(wire::kFiles);
+    reply_empty();
+    done();
+  });
+  job_started();
+  int rv;
+  if (r.type == wire::kAdd) {
+    rv = !wire::valid_utf8(address) || !parse_address(address).ok()
+             ? RAFT_INVALID
+             : raft_add(node_.raft(), &c->req, id, address.c_str(), PendingChange::callback);
+  } else if (r.type == wire::kAssign) {
+    const int raft_role = raft_role_of(role);
+    rv = raft_role < 0 ? RAFT_BADROLE : raft_assign(node_.raft(), &c->req, id, raft_role, PendingChange::callback);
+  } else {
+    rv = raft_remove(node_.raft(), &c->req, id, PendingChange::callback);
+  }
+  if (rv == 0) return;
+  delete c;
+  job_undone();
+  fail(SQLITE_ERROR, std::string(wire::request_name(r.type)) + ": " + raft_strerror(rv));
+}
+
+void Session::handle_transfer(Request& r) {
+  uint64_t id = 0;
+  if (!r.body.u64(&id)) return malformed(r);
+  if (raft_state(node_.raft()) != RAFT_LEADER) return fail(Status::NotLeader());
+  // libraft calls back when the transfer ends, done or timed out: it is
+  // done if this node no longer leads.
+  auto* t = PendingTransfer::make([this, id] {
+    if (!job_finished()) return;
+    if (raft_state(node_.raft()) == RAFT_LEADER) {
+      return fail(SQLITE_ERROR,
+                  "leadership transfer to node " + std::to_string(id) + " did not complete: this node still leads");
+    }
+    reply_empty();
+    done();
+  });
+  job_started();
+  const int rv = raft_transfer(node_.raft(), &t->req, id, PendingTransfer::callback);
+  if (rv == 0) return;
+  delete t;
+  job_undone();
+  const char* why = raft_errmsg(node_.raft());
+  fail(SQLITE_ERROR, std::string("transfer: ") + (why[0] != '\0' ? why : raft_strerror(rv)));
+}
+
+void Session::handle_dump(Request& r) {
+  std::string name;
+  if (!r.body.text(&name)) return malformed(r);
+  std::shared_ptr<Database> database = node_.vfs().find(name);
+  if (!database) return fail(SQLITE_NOTFOUND, "no database named '" + name + "'");
+  start_read_job([this, database, name] {
+    std::vector<uint8_t> msg = files_message(name, database->capture());
     back_to_loop([this, msg = std::move(msg)]() mutable {
       if (!job_finished()) return;
       send(std::move(msg));
@@ -188,5 +194,6 @@ void Session::handle_dump(wire::BodyReader& r) {
     });
   });
 }
+
 
 }  // namespace sqraft

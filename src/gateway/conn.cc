@@ -11,7 +11,7 @@
 #include <utility>
 
 #include "byte_order.h"
-#include "limits.h"
+#include "session_limits.h"
 
 namespace sqraft {
 
@@ -84,8 +84,14 @@ void Session::start_read_job(std::function<void()> task) {
   if (node_.readers().submit(std::move(task))) return;
   // The pool has stopped: the node is shutting down.
   job_undone();
-  reply_failure(Status::LeadershipLost("leadership lost: node is shutting down"));
-  done();
+  fail(Status::LeadershipLost("leadership lost: node is shutting down"));
+}
+
+bool Session::start_writer_job(DbWriter& writer, DbWriter::Request req) {
+  job_started();
+  if (writer.submit(std::move(req))) return true;
+  job_undone();
+  return false;
 }
 
 void Session::back_to_loop(std::function<void()> fn) {

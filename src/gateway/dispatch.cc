@@ -1,32 +1,37 @@
-// Requests: the queue of pipelined requests, one handler per request type,
-// and the database and statement tables of the connection.
+// Requests: the queue of pipelined requests, one handler per request type
+// (the table in handlers()), and the connection's tables of open databases
+// and prepared statements.
 #include "session.h"
 
 #include <spdlog/spdlog.h>
 
 #include <cassert>
+#include <cctype>
 #include <chrono>
-#include <cstring>
 #include <utility>
 
+#include "session_limits.h"
 #include "vfs.h"
-#include "limits.h"
 
 namespace sqraft {
 
+namespace {
+
+// Requests that run SQL: on a leader still applying earlier leaders' entries
+// they wait until it is ready.
+bool runs_sql(uint8_t type) {
+  return type == wire::kOpen || type == wire::kPrepare || type == wire::kExec || type == wire::kQuery ||
+         type == wire::kExecSql || type == wire::kQuerySql;
+}
+
+bool is_query(uint8_t type) { return type == wire::kQuery || type == wire::kQuerySql; }
+
+}  // namespace
+
 void Session::dispatch(Message m) {
-  if (m.header.type == wire::kInterrupt) {
-    if (stream_rows_) {
-      handle_interrupt();
-      return;
-    }
-    if (busy_ && (current_type_ == wire::kQuery || current_type_ == wire::kQuerySql) && !interrupt_pending_) {
-      // The query's first batch is not out yet: the query stops; the rows
-      // it made so far go out, then EMPTY.
-      interrupt_pending_ = true;
-      cancel_ = uint8_t(StopReason::kClientInterrupt);
-      return;
-    }
+  if (m.header.type == wire::kInterrupt && query_ != QueryState::kIdle && query_ != QueryState::kInterruptedEarly) {
+    interrupt_query();
+    return;
   }
   if (busy_) {
     if (queued_.size() >= kMaxQueued) {
@@ -50,10 +55,10 @@ void Session::dispatch(Message m) {
 }
 
 void Session::done() {
-  if (interrupt_pending_) {  // the query ended (or failed) before streaming
-    interrupt_pending_ = false;
-    reply_empty();
-  }
+  assert(busy_ || closing_);
+  assert(!stream_rows_);
+  if (query_ == QueryState::kInterruptedEarly) reply_empty();  // the query ended (or failed) before streaming
+  if (query_ != QueryState::kIdle) query_to(QueryState::kIdle);
   for (; owed_empties_ > 0; owed_empties_--) reply_empty();
   busy_ = false;
   if (!closing_) cancel_ = uint8_t(StopReason::kNone);  // no SQL of the request runs any more
@@ -63,6 +68,20 @@ void Session::done() {
     queued_bytes_ -= m.body.size();
     handle(m);
   }
+}
+
+void Session::fail(const Status& s) {
+  reply_failure(s);
+  done();
+}
+
+void Session::fail(uint64_t code, const std::string& message) {
+  reply_failure(code, message);
+  done();
+}
+
+void Session::malformed(const Request& r) {
+  fail(wire::kErrProto, std::string("malformed ") + wire::request_name(r.type) + " request");
 }
 
 // ---- requests ------------------------------------------------------------------
@@ -79,15 +98,43 @@ bool Session::retry_parked() {
   return false;
 }
 
+const std::array<Session::Handler, 256>& Session::handlers() {
+  static const std::array<Handler, 256> table = [] {
+    std::array<Handler, 256> t{};
+    t[wire::kLeader] = &Session::handle_leader;
+    t[wire::kClient] = &Session::handle_client;
+    t[wire::kHeartbeat] = &Session::handle_heartbeat;
+    t[wire::kOpen] = &Session::handle_open;
+    t[wire::kPrepare] = &Session::handle_prepare;
+    t[wire::kExec] = &Session::handle_exec;
+    t[wire::kQuery] = &Session::handle_exec;
+    t[wire::kFinalize] = &Session::handle_finalize;
+    t[wire::kExecSql] = &Session::handle_exec_sql;
+    t[wire::kQuerySql] = &Session::handle_exec_sql;
+    t[wire::kInterrupt] = &Session::handle_interrupt;
+    t[wire::kConnect] = &Session::handle_connect;
+    t[wire::kAdd] = &Session::handle_membership;
+    t[wire::kAssign] = &Session::handle_membership;
+    t[wire::kRemove] = &Session::handle_membership;
+    t[wire::kDump] = &Session::handle_dump;
+    t[wire::kCluster] = &Session::handle_cluster;
+    t[wire::kTransfer] = &Session::handle_transfer;
+    t[wire::kDescribe] = &Session::handle_describe;
+    t[wire::kWeight] = &Session::handle_weight;
+    return t;
+  }();
+  return table;
+}
+
 void Session::handle(Message& m, bool retry) {
-  if (!retry) node_.metrics().requests[m.header.type]++;
-  busy_ = true;
+  assert(!closing_);
   const uint8_t type = m.header.type;
-  current_type_ = type;
-  const uint8_t schema = m.header.schema;
-  const bool needs_leader = type == wire::kOpen || type == wire::kPrepare || type == wire::kExec ||
-                            type == wire::kQuery || type == wire::kExecSql || type == wire::kQuerySql;
-  if (needs_leader && !node_.leader_ready() && raft_state(node_.raft()) == RAFT_LEADER) {
+  if (!retry) {
+    node_.metrics().requests[type]++;
+    if (is_query(type)) query_to(QueryState::kStarting);  // from here on INTERRUPT stops it
+  }
+  busy_ = true;
+  if (runs_sql(type) && !node_.leader_ready() && raft_state(node_.raft()) == RAFT_LEADER) {
     // Just elected: wait (up to an election timeout) until everything earlier
     // leaders committed is applied, rather than send the client away.
     parked_until_ = std::chrono::steady_clock::now() + std::chrono::milliseconds(node_.raft()->election_timeout);
@@ -95,346 +142,65 @@ void Session::handle(Message& m, bool retry) {
     node_.park(id_);
     return;
   }
-  wire::BodyReader r(m.body);
-  auto malformed = [&] {
-    reply_failure(wire::kErrProto, std::string("malformed ") + wire::request_name(type) + " request");
-    done();
-  };
-  if (schema > 1) {
-    reply_failure(wire::kErrProto, "unsupported schema " + std::to_string(schema) + " for " + wire::request_name(type));
-    done();
-    return;
+  if (m.header.schema > 1) {
+    return fail(wire::kErrProto,
+                "unsupported schema " + std::to_string(m.header.schema) + " for " + wire::request_name(type));
   }
-  switch (type) {
-    case wire::kLeader: {
-      raft_id id = 0;
-      const char* address = nullptr;
-      raft_leader(node_.raft(), &id, &address);
-      wire::BodyWriter w;
-      w.u64(id);
-      w.text(address ? address : "");
-      send(w.finish(wire::kServer));
-      done();
-      return;
-    }
-    case wire::kClient: {
-      if (!r.u64(&client_id_)) return malformed();
-      wire::BodyWriter w;
-      w.u64(node_.raft()->heartbeat_timeout);
-      send(w.finish(wire::kWelcome));
-      done();
-      return;
-    }
-    case wire::kHeartbeat: {
-      // Legacy: the body is a timestamp; the answer is the server list
-      // without roles.
-      uint64_t timestamp;
-      if (!r.u64(&timestamp)) return malformed();
-      send_servers(0);
-      done();
-      return;
-    }
-    case wire::kCluster:
-      return handle_cluster(r);
-    case wire::kOpen:
-      return handle_open(r);
-    case wire::kPrepare:
-      return handle_prepare(r, schema);
-    case wire::kExec:
-    case wire::kQuery: {
-      uint32_t db_id, stmt_id;
-      std::vector<wire::Value> params;
-      if (!r.u32_pair(&db_id, &stmt_id)) return malformed();
-      if (Status s = r.params(schema, &params); !s.ok()) {
-        reply_failure(s);
-        done();
-        return;
-      }
-      auto it = stmts_.find(stmt_id);
-      if (it == stmts_.end() || it->second.db != db_id) {
-        reply_failure(SQLITE_NOTFOUND, "no statement with id " + std::to_string(stmt_id));
-        done();
-        return;
-      }
-      return handle_sql(db_id, it->second.sql, std::move(params), type == wire::kQuery, it->second.kind);
-    }
-    case wire::kFinalize:
-      return handle_finalize(r);
-    case wire::kExecSql:
-    case wire::kQuerySql: {
-      uint64_t db_id;
-      std::string sql;
-      std::vector<wire::Value> params;
-      if (!r.u64(&db_id) || !r.text(&sql)) return malformed();
-      if (Status s = r.params(schema, &params); !s.ok()) {
-        reply_failure(s);
-        done();
-        return;
-      }
-      if (!wire::valid_utf8(sql)) {
-        reply_failure(SQLITE_ERROR, "SQL text is not valid UTF-8");
-        done();
-        return;
-      }
-      const StmtKind kind = classify_sql(sql);
-      return handle_sql(uint32_t(db_id), std::move(sql), std::move(params), type == wire::kQuerySql, kind);
-    }
-    case wire::kInterrupt:
-      reply_empty();  // nothing is streaming
-      done();
-      return;
-    case wire::kConnect:
-      reply_failure(wire::kErrProto, "CONNECT is only valid as the first request");
-      close("late CONNECT");
-      return;
-    case wire::kAdd:
-    case wire::kAssign:
-    case wire::kRemove:
-    case wire::kTransfer:
-      return handle_membership(type, r);
-    case wire::kDump:
-      return handle_dump(r);
-    case wire::kDescribe: {
-      uint64_t format;
-      if (!r.u64(&format)) return malformed();
-      if (format != 0) {
-        reply_failure(wire::kErrProto, "unknown describe format " + std::to_string(format));
-        done();
-        return;
-      }
-      wire::BodyWriter w;
-      w.u64(node_.failure_domain());
-      w.u64(node_.weight());
-      send(w.finish(wire::kMetadata));
-      done();
-      return;
-    }
-    case wire::kWeight: {
-      uint64_t weight;
-      if (!r.u64(&weight)) return malformed();
-      node_.set_weight(weight);
-      reply_empty();
-      done();
-      return;
-    }
-    default:
-      reply_failure(wire::kErrProto, "unknown request type " + std::to_string(type));
-      done();
-      return;
-  }
+  const Handler handler = handlers()[type];
+  if (handler == nullptr) return fail(wire::kErrProto, "unknown request type " + std::to_string(type));
+  Request r{type, m.header.schema, wire::BodyReader(m.body)};
+  (this->*handler)(r);
+}
+
+void Session::handle_leader(Request&) {
+  raft_id id = 0;
+  const char* address = nullptr;
+  raft_leader(node_.raft(), &id, &address);
+  wire::BodyWriter w;
+  w.u64(id);
+  w.text(address ? address : "");
+  send(w.finish(wire::kServer));
+  done();
+}
+
+void Session::handle_client(Request& r) {
+  if (!r.body.u64(&client_id_)) return malformed(r);
+  wire::BodyWriter w;
+  w.u64(node_.raft()->heartbeat_timeout);
+  send(w.finish(wire::kWelcome));
+  done();
+}
+
+void Session::handle_heartbeat(Request& r) {
+  // Legacy: the body is a timestamp; the answer is the server list without
+  // roles.
+  uint64_t timestamp;
+  if (!r.body.u64(&timestamp)) return malformed(r);
+  send_servers(0);
+  done();
+}
+
+void Session::handle_interrupt(Request&) {
+  reply_empty();  // nothing is streaming
+  done();
+}
+
+void Session::handle_connect(Request&) {
+  reply_failure(wire::kErrProto, "CONNECT is only valid as the first request");
+  close("late CONNECT");
 }
 
 Session::Db* Session::db(uint64_t id, bool need_leader) {
   if (need_leader && !node_.leader_ready()) {
-    reply_failure(Status::NotLeader());
-    done();
+    fail(Status::NotLeader());
     return nullptr;
   }
   auto it = dbs_.find(uint32_t(id));
   if (id > UINT32_MAX || it == dbs_.end()) {
-    reply_failure(SQLITE_NOTFOUND, "no database with id " + std::to_string(id) + " is open on this connection");
-    done();
+    fail(SQLITE_NOTFOUND, "no database with id " + std::to_string(id) + " is open on this connection");
     return nullptr;
   }
   return &it->second;
-}
-
-void Session::handle_open(wire::BodyReader& r) {
-  std::string name, vfs_name;
-  uint64_t flags;
-  if (!r.text(&name) || !r.u64(&flags) || !r.text(&vfs_name)) {
-    reply_failure(wire::kErrProto, "malformed open request");
-    return done();
-  }
-  if (!node_.leader_ready()) {
-    reply_failure(Status::NotLeader());
-    return done();
-  }
-  if (!wire::valid_utf8(name)) {
-    reply_failure(SQLITE_CANTOPEN, "database name is not valid UTF-8");
-    return done();
-  }
-  if (Status s = Vfs::validate_name(name); !s.ok()) {
-    reply_failure(SQLITE_CANTOPEN, s.message());
-    return done();
-  }
-  for (auto& [id, d] : dbs_) {
-    if (d.name == name) {
-      wire::BodyWriter w;
-      w.u32_pair(id, 0);
-      send(w.finish(wire::kDb));
-      return done();
-    }
-  }
-  if (dbs_.size() >= kMaxDbs) {
-    reply_failure(SQLITE_CANTOPEN, "too many databases open on this connection (limit " + std::to_string(kMaxDbs) + ")");
-    return done();
-  }
-  if (Status s = node_.may_open(name); !s.ok()) {
-    reply_failure(s);
-    return done();
-  }
-  job_started();
-  Vfs* vfs = &node_.vfs();
-  const bool submitted = node_.readers().submit([this, vfs, name] {
-    Result<sqlite3*> conn = vfs->open(name);
-    if (conn.ok()) sqlite3_busy_timeout(conn.value(), kReaderBusyTimeoutMs);
-    if (!node_.post([this, name, conn = std::move(conn)]() mutable {
-          if (!job_finished()) {
-            if (conn.ok()) sqlite3_close_v2(conn.value());
-            return;
-          }
-          if (!conn.ok()) {
-            reply_failure(conn.status());
-            return done();
-          }
-          const uint32_t id = next_db_++;
-          Db& d = dbs_[id];
-          d.name = name;
-          d.conn = conn.value();
-          d.guard = std::make_unique<SqlGuard>(d.conn, node_.sql_limits(), node_.sql_stopping(), true);
-          d.cache = std::make_unique<StmtCache>(d.conn);
-          d.writer = &node_.writer(name);
-          wire::BodyWriter w;
-          w.u32_pair(id, 0);
-          send(w.finish(wire::kDb));
-          done();
-        })) {
-      if (conn.ok()) sqlite3_close_v2(conn.value());
-    }
-  });
-  if (!submitted) {
-    job_undone();
-    reply_failure(Status::LeadershipLost("leadership lost: node is shutting down"));
-    done();
-  }
-}
-
-void Session::handle_prepare(wire::BodyReader& r, uint8_t schema) {
-  uint64_t db_id;
-  std::string sql;
-  if (!r.u64(&db_id) || !r.text(&sql)) {
-    reply_failure(wire::kErrProto, "malformed prepare request");
-    return done();
-  }
-  Db* d = db(db_id, true);
-  if (d == nullptr) return;
-  if (!wire::valid_utf8(sql)) {
-    reply_failure(SQLITE_ERROR, "SQL text is not valid UTF-8");
-    return done();
-  }
-  if (stmts_.size() >= kMaxStmts) {
-    reply_failure(SQLITE_ERROR, "too many prepared statements on this connection (limit " + std::to_string(kMaxStmts) + ")");
-    return done();
-  }
-  auto finish = [this, db_id = uint32_t(db_id), sql, schema](const Status& st, uint64_t params, uint64_t tail,
-                                                            StmtKind kind) {
-    if (!st.ok()) {
-      reply_failure(st);
-      if (st.is_not_leader() || st.is_leadership_lost()) drop_db(db_id);
-      return done();
-    }
-    bool tail_empty = true;
-    for (size_t i = tail; i < sql.size(); i++) {
-      if (!std::isspace(static_cast<unsigned char>(sql[i])) && sql[i] != ';') tail_empty = false;
-    }
-    if (schema == 0 && !tail_empty) {
-      reply_failure(SQLITE_ERROR, "nonempty statement tail");
-      return done();
-    }
-    const uint32_t id = next_stmt_++;
-    stmts_[id] = Stmt{db_id, sql.substr(0, tail), kind, params};
-    wire::BodyWriter w;
-    w.u32_pair(db_id, id);
-    w.u64(params);
-    if (schema == 1) w.u64(tail);
-    send(w.finish(wire::kStmt, schema));
-    done();
-  };
-  if (d->in_txn) {
-    DbWriter::Request req;
-    req.session = id_;
-    req.kind = DbWriter::Kind::kPrepare;
-    req.sql = sql;
-    req.expect_owner = true;
-    job_started();
-    req.done = [this, finish, sql](DbWriter::Reply rep) {
-      back_to_loop([this, finish, rep = std::move(rep), sql]() {
-        if (!job_finished()) return;
-        StmtKind kind = classify_sql(sql.substr(0, rep.tail));
-        // kOther stays: each EXEC finds out whether it touches TEMP objects.
-        finish(rep.status, rep.params, rep.tail, kind);
-      });
-    };
-    if (!d->writer->submit(std::move(req))) {
-      job_undone();
-      reply_failure(Status::Busy("database is locked: too many queued writes"));
-      done();
-    }
-    return;
-  }
-  sqlite3* conn = d->conn;
-  start_read_job([this, conn, sql, finish] {
-    sqlite3_stmt* stmt = nullptr;
-    const char* tail = nullptr;
-    int rc = sqlite3_prepare_v2(conn, sql.c_str(), int(sql.size()), &stmt, &tail);
-    Status st = rc == SQLITE_OK ? Status::Ok() : sqlite_error(conn, rc);
-    uint64_t params = 0;
-    uint64_t tail_off = tail ? uint64_t(tail - sql.c_str()) : sql.size();
-    StmtKind kind = StmtKind::kOther;
-    if (st.ok() && stmt == nullptr) st = Status::Error(SQLITE_ERROR, "empty statement");
-    if (st.ok()) {
-      params = uint64_t(sqlite3_bind_parameter_count(stmt));
-      kind = classify_sql(sql.substr(0, tail_off));
-      // Other writes stay kOther: each EXEC finds out whether they only
-      // touch the client's TEMP objects.
-      if (kind == StmtKind::kOther && sqlite3_stmt_readonly(stmt)) kind = StmtKind::kRead;
-    }
-    sqlite3_finalize(stmt);
-    back_to_loop([this, st, params, tail_off, kind, finish]() {
-      if (!job_finished()) return;
-      finish(st, params, tail_off, kind);
-    });
-  });
-}
-
-void Session::handle_finalize(wire::BodyReader& r) {
-  uint32_t db_id, stmt_id;
-  if (!r.u32_pair(&db_id, &stmt_id)) {
-    reply_failure(wire::kErrProto, "malformed finalize request");
-    return done();
-  }
-  auto it = stmts_.find(stmt_id);
-  if (it == stmts_.end() || it->second.db != db_id) {
-    reply_failure(SQLITE_NOTFOUND, "no statement with id " + std::to_string(stmt_id));
-    return done();
-  }
-  stmts_.erase(it);
-  reply_empty();
-  done();
-}
-
-void Session::handle_sql(uint32_t db_id, std::string sql, std::vector<wire::Value> params, bool query, StmtKind kind) {
-  Db* d = db(db_id, true);
-  if (d == nullptr) return;
-  // Once the client has TEMP objects, any statement but BEGIN/COMMIT may be
-  // about them: prepare it on the client's connection to find out.
-  if (d->has_temp && kind != StmtKind::kBegin && kind != StmtKind::kEnd) {
-    return classify_then_run(db_id, std::move(sql), std::move(params), query);
-  }
-  if (d->in_txn && kind != StmtKind::kOther) return run_on_writer(db_id, std::move(sql), std::move(params), query, false);
-  switch (kind) {
-    case StmtKind::kRead:
-      return run_on_reader(db_id, std::move(sql), std::move(params), query);
-    case StmtKind::kWrite:
-      return run_on_writer(db_id, std::move(sql), std::move(params), query, !query);
-    case StmtKind::kWriteExclusive:
-    case StmtKind::kBegin:
-    case StmtKind::kEnd:
-      return run_on_writer(db_id, std::move(sql), std::move(params), query, false);
-    case StmtKind::kOther:
-      return classify_then_run(db_id, std::move(sql), std::move(params), query);
-  }
 }
 
 void Session::drop_db(uint32_t db_id) {
@@ -446,6 +212,171 @@ void Session::drop_db(uint32_t db_id) {
   }
   graveyard_.push_back(std::move(it->second));  // a job may still use its connection
   dbs_.erase(it);
+}
+
+void Session::note_txn(uint32_t db_id, const DbWriter::Reply& rep) {
+  auto it = dbs_.find(db_id);
+  if (it != dbs_.end()) it->second.in_txn = rep.in_txn;
+}
+
+void Session::handle_open(Request& r) {
+  std::string name, vfs_name;
+  uint64_t flags;
+  if (!r.body.text(&name) || !r.body.u64(&flags) || !r.body.text(&vfs_name)) return malformed(r);
+  if (!node_.leader_ready()) return fail(Status::NotLeader());
+  if (!wire::valid_utf8(name)) return fail(SQLITE_CANTOPEN, "database name is not valid UTF-8");
+  if (Status s = Vfs::validate_name(name); !s.ok()) return fail(SQLITE_CANTOPEN, s.message());
+  for (auto& [id, d] : dbs_) {
+    if (d.name == name) return send_db(id);
+  }
+  if (dbs_.size() >= kMaxDbs) {
+    return fail(SQLITE_CANTOPEN, "too many databases open on this connection (limit " + std::to_string(kMaxDbs) + ")");
+  }
+  if (Status s = node_.may_open(name); !s.ok()) return fail(s);
+  Vfs* vfs = &node_.vfs();
+  start_read_job([this, vfs, name] {
+    Result<sqlite3*> conn = vfs->open(name);
+    if (conn.ok()) sqlite3_busy_timeout(conn.value(), kReaderBusyTimeoutMs);
+    sqlite3* opened = conn.ok() ? conn.value() : nullptr;
+    // Refused only while the node stops: nobody will use the connection.
+    if (!node_.post([this, name, conn = std::move(conn)]() mutable { on_opened(name, std::move(conn)); })) {
+      sqlite3_close_v2(opened);
+    }
+  });
+}
+
+void Session::on_opened(const std::string& name, Result<sqlite3*> conn) {
+  if (!job_finished()) {
+    if (conn.ok()) sqlite3_close_v2(conn.value());
+    return;
+  }
+  if (!conn.ok()) return fail(conn.status());
+  const uint32_t id = next_db_++;
+  Db& d = dbs_[id];
+  d.name = name;
+  d.conn = conn.value();
+  d.guard = std::make_unique<SqlGuard>(d.conn, node_.sql_limits(), node_.sql_stopping(), true);
+  d.cache = std::make_unique<StmtCache>(d.conn);
+  d.writer = &node_.writer(name);
+  send_db(id);
+}
+
+void Session::send_db(uint32_t id) {
+  wire::BodyWriter w;
+  w.u32_pair(id, 0);
+  send(w.finish(wire::kDb));
+  done();
+}
+
+void Session::handle_prepare(Request& r) {
+  uint64_t db_id;
+  std::string sql;
+  if (!r.body.u64(&db_id) || !r.body.text(&sql)) return malformed(r);
+  Db* d = db(db_id, true);
+  if (d == nullptr) return;
+  if (!wire::valid_utf8(sql)) return fail(SQLITE_ERROR, "SQL text is not valid UTF-8");
+  if (stmts_.size() >= kMaxStmts) {
+    return fail(SQLITE_ERROR, "too many prepared statements on this connection (limit " + std::to_string(kMaxStmts) + ")");
+  }
+  const Prepared p{uint32_t(db_id), std::move(sql), r.schema};
+  if (!d->in_txn) return prepare_on_reader(*d, p);
+  // Inside the client's transaction the statement may name tables the
+  // transaction made: the writer's connection prepares it.
+  DbWriter::Request req;
+  req.session = id_;
+  req.kind = DbWriter::Kind::kPrepare;
+  req.sql = p.sql;
+  req.expect_owner = true;
+  req.done = [this, p](DbWriter::Reply rep) {
+    back_to_loop([this, p, rep = std::move(rep)]() {
+      if (!job_finished()) return;
+      // kOther stays: each EXEC finds out whether it touches TEMP objects.
+      on_prepared(p, rep.status, rep.params, rep.tail, classify_sql(p.sql.substr(0, rep.tail)));
+    });
+  };
+  if (!start_writer_job(*d->writer, std::move(req))) fail(write_queue_full());
+}
+
+void Session::prepare_on_reader(Db& d, const Prepared& p) {
+  sqlite3* conn = d.conn;
+  start_read_job([this, conn, p] {
+    sqlite3_stmt* stmt = nullptr;
+    const char* tail = nullptr;
+    int rc = sqlite3_prepare_v2(conn, p.sql.c_str(), int(p.sql.size()), &stmt, &tail);
+    Status st = rc == SQLITE_OK ? Status::Ok() : sqlite_error(conn, rc);
+    uint64_t params = 0;
+    uint64_t tail_off = tail ? uint64_t(tail - p.sql.c_str()) : p.sql.size();
+    StmtKind kind = StmtKind::kOther;
+    if (st.ok() && stmt == nullptr) st = Status::Error(SQLITE_ERROR, "empty statement");
+    if (st.ok()) {
+      params = uint64_t(sqlite3_bind_parameter_count(stmt));
+      kind = classify_sql(p.sql.substr(0, tail_off));
+      // Other writes stay kOther: each EXEC finds out whether they only
+      // touch the client's TEMP objects.
+      if (kind == StmtKind::kOther && sqlite3_stmt_readonly(stmt)) kind = StmtKind::kRead;
+    }
+    sqlite3_finalize(stmt);
+    back_to_loop([this, p, st, params, tail_off, kind]() {
+      if (!job_finished()) return;
+      on_prepared(p, st, params, tail_off, kind);
+    });
+  });
+}
+
+void Session::on_prepared(const Prepared& p, const Status& st, uint64_t params, uint64_t tail, StmtKind kind) {
+  if (!st.ok()) {
+    reply_failure(st);
+    if (st.is_not_leader() || st.is_leadership_lost()) drop_db(p.db);
+    return done();
+  }
+  bool tail_empty = true;
+  for (size_t i = tail; i < p.sql.size(); i++) {
+    if (!std::isspace(static_cast<unsigned char>(p.sql[i])) && p.sql[i] != ';') tail_empty = false;
+  }
+  if (p.schema == 0 && !tail_empty) return fail(SQLITE_ERROR, "nonempty statement tail");
+  const uint32_t id = next_stmt_++;
+  stmts_[id] = Stmt{p.db, p.sql.substr(0, tail), kind, params};
+  wire::BodyWriter w;
+  w.u32_pair(p.db, id);
+  w.u64(params);
+  if (p.schema == 1) w.u64(tail);
+  send(w.finish(wire::kStmt, p.schema));
+  done();
+}
+
+void Session::handle_exec(Request& r) {
+  uint32_t db_id, stmt_id;
+  std::vector<wire::Value> params;
+  if (!r.body.u32_pair(&db_id, &stmt_id)) return malformed(r);
+  if (Status s = r.body.params(r.schema, &params); !s.ok()) return fail(s);
+  auto it = stmts_.find(stmt_id);
+  if (it == stmts_.end() || it->second.db != db_id) {
+    return fail(SQLITE_NOTFOUND, "no statement with id " + std::to_string(stmt_id));
+  }
+  run_sql(db_id, it->second.sql, std::move(params), is_query(r.type), it->second.kind);
+}
+
+void Session::handle_exec_sql(Request& r) {
+  uint64_t db_id;
+  std::string sql;
+  std::vector<wire::Value> params;
+  if (!r.body.u64(&db_id) || !r.body.text(&sql)) return malformed(r);
+  if (Status s = r.body.params(r.schema, &params); !s.ok()) return fail(s);
+  if (!wire::valid_utf8(sql)) return fail(SQLITE_ERROR, "SQL text is not valid UTF-8");
+  const StmtKind kind = classify_sql(sql);
+  run_sql(uint32_t(db_id), std::move(sql), std::move(params), is_query(r.type), kind);
+}
+
+void Session::handle_finalize(Request& r) {
+  uint32_t db_id, stmt_id;
+  if (!r.body.u32_pair(&db_id, &stmt_id)) return malformed(r);
+  auto it = stmts_.find(stmt_id);
+  if (it == stmts_.end() || it->second.db != db_id) {
+    return fail(SQLITE_NOTFOUND, "no statement with id " + std::to_string(stmt_id));
+  }
+  stmts_.erase(it);
+  reply_empty();
+  done();
 }
 
 }  // namespace sqraft

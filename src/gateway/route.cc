@@ -9,9 +9,32 @@
 #include <cstring>
 #include <utility>
 
-#include "limits.h"
+#include "session_limits.h"
 
 namespace sqraft {
+
+void Session::run_sql(uint32_t db_id, std::string sql, std::vector<wire::Value> params, bool query, StmtKind kind) {
+  Db* d = db(db_id, true);
+  if (d == nullptr) return;
+  // Once the client has TEMP objects, any statement but BEGIN/COMMIT may be
+  // about them: prepare it on the client's connection to find out.
+  if (d->has_temp && kind != StmtKind::kBegin && kind != StmtKind::kEnd) {
+    return classify_then_run(db_id, std::move(sql), std::move(params), query);
+  }
+  if (d->in_txn && kind != StmtKind::kOther) return run_on_writer(db_id, std::move(sql), std::move(params), query, false);
+  switch (kind) {
+    case StmtKind::kRead:
+      return run_on_reader(db_id, std::move(sql), std::move(params), query);
+    case StmtKind::kWrite:
+      return run_on_writer(db_id, std::move(sql), std::move(params), query, !query);
+    case StmtKind::kWriteExclusive:
+    case StmtKind::kBegin:
+    case StmtKind::kEnd:
+      return run_on_writer(db_id, std::move(sql), std::move(params), query, false);
+    case StmtKind::kOther:
+      return classify_then_run(db_id, std::move(sql), std::move(params), query);
+  }
+}
 
 bool Session::try_read_inline(uint32_t db_id, const std::string& sql, const std::vector<wire::Value>& params) {
   Db& d = dbs_.at(db_id);
@@ -36,12 +59,8 @@ bool Session::try_read_inline(uint32_t db_id, const std::string& sql, const std:
     return false;
   }
   job_started();
-  if (!done_rows && batch.ok()) {
-    stream_rows_.emplace();
-    stream_rows_->db = db_id;
-    stream_rows_->cursor = std::move(cursor);
-  }
-  on_rows(db_id, std::move(batch), done_rows, false);
+  if (!done_rows && batch.ok()) begin_stream(db_id, false, std::move(cursor));
+  on_rows(std::move(batch), done_rows);
   return true;
 }
 
@@ -62,7 +81,7 @@ void Session::run_on_reader(uint32_t db_id, std::string sql, std::vector<wire::V
       if (st.ok()) st = bind_params(stmt.value(), params);
       if (!st.ok()) {
         guard->disarm();
-        back_to_loop([this, db_id, st] { on_rows(db_id, st, true, false); });
+        back_to_loop([this, st] { on_rows(st, true); });
         return;
       }
       auto cursor = std::make_shared<RowCursor>(stmt.value());
@@ -72,12 +91,8 @@ void Session::run_on_reader(uint32_t db_id, std::string sql, std::vector<wire::V
       // Whether later runs may be answered on the loop thread.
       if (done_rows) cache->learn_cost(sql);
       back_to_loop([this, db_id, cursor, batch = std::move(batch), done_rows]() mutable {
-        if (!done_rows && !closing_) {
-          stream_rows_.emplace();
-          stream_rows_->db = db_id;
-          stream_rows_->cursor.reset(new RowCursor(std::move(*cursor)));
-        }
-        on_rows(db_id, std::move(batch), done_rows, false);
+        if (!done_rows && !closing_) begin_stream(db_id, false, std::make_unique<RowCursor>(std::move(*cursor)));
+        on_rows(std::move(batch), done_rows);
       });
       return;
     }
@@ -97,87 +112,91 @@ void Session::run_on_reader(uint32_t db_id, std::string sql, std::vector<wire::V
     guard->disarm();
     back_to_loop([this, out = std::move(out)]() {
       if (!job_finished()) return;
-      if (!out.ok()) {
-        reply_failure(out.status());
-        return done();
-      }
-      wire::BodyWriter w;
-      w.u64(out.value().last_insert_id);
-      w.u64(out.value().rows_affected);
-      send(w.finish(wire::kResult));
-      done();
+      if (!out.ok()) return fail(out.status());
+      send_result(out.value());
     });
   });
 }
+
+namespace {
+
+// Prepares every statement of `sql` on the client's connection and says
+// whether all are reads and what they touch (the shared database, the
+// client's TEMP objects, transaction control). Runs on a reader thread.
+bool classify_script(sqlite3* conn, SqlGuard* guard, const std::string& sql, Touches* touches) {
+  bool readonly = true;
+  const char* tail = sql.c_str();
+  const char* end = tail + sql.size();
+  guard->record(touches);
+  while (tail < end) {
+    sqlite3_stmt* stmt = nullptr;
+    int rc = sqlite3_prepare_v2(conn, tail, int(end - tail), &stmt, &tail);
+    if (rc != SQLITE_OK) {
+      // The statement may depend on an earlier one of the same script
+      // (CREATE then INSERT): let the writer run it and report.
+      readonly = false;
+      touches->writes_shared = true;
+      break;
+    }
+    if (stmt == nullptr) break;
+    const StmtKind kind = classify_sql(sqlite3_sql(stmt));
+    if (!sqlite3_stmt_readonly(stmt) || kind == StmtKind::kBegin || kind == StmtKind::kEnd) readonly = false;
+    sqlite3_finalize(stmt);
+  }
+  guard->record(nullptr);
+  touches->resolve(conn);
+  return readonly;
+}
+
+}  // namespace
 
 void Session::classify_then_run(uint32_t db_id, std::string sql, std::vector<wire::Value> params, bool query) {
   Db& d = dbs_.at(db_id);
   sqlite3* conn = d.conn;
   SqlGuard* guard = d.guard.get();
   start_read_job([this, db_id, conn, guard, sql = std::move(sql), params = std::move(params), query]() mutable {
-    // Prepare every statement: reads of the shared database and anything
-    // that only touches this client's TEMP objects stay on its connection,
-    // the rest goes to the writer.
-    bool readonly = true;
     Touches touches;
-    Status st;
-    const char* tail = sql.c_str();
-    const char* end = tail + sql.size();
-    guard->record(&touches);
-    while (tail < end && st.ok()) {
-      sqlite3_stmt* stmt = nullptr;
-      int rc = sqlite3_prepare_v2(conn, tail, int(end - tail), &stmt, &tail);
-      if (rc != SQLITE_OK) {
-        // The statement may depend on an earlier one of the same script
-        // (CREATE then INSERT): let the writer run it and report.
-        readonly = false;
-        touches.writes_shared = true;
-        break;
-      }
-      if (stmt == nullptr) break;
-      if (!sqlite3_stmt_readonly(stmt) || classify_sql(sqlite3_sql(stmt)) == StmtKind::kBegin ||
-          classify_sql(sqlite3_sql(stmt)) == StmtKind::kEnd) {
-        readonly = false;
-      }
-      sqlite3_finalize(stmt);
-    }
-    guard->record(nullptr);
-    touches.resolve(conn);
+    const bool readonly = classify_script(conn, guard, sql, &touches);
     back_to_loop([this, db_id, sql = std::move(sql), params = std::move(params), query, readonly,
-                touches = std::move(touches)]() mutable {
+                  touches = std::move(touches)]() mutable {
       if (!job_finished()) return;
-      auto it = dbs_.find(db_id);
-      if (it == dbs_.end()) {
-        reply_failure(SQLITE_NOTFOUND, "no database with id " + std::to_string(db_id) + " is open on this connection");
-        return done();
-      }
-      const bool in_txn = it->second.in_txn;
-      if (touches.writes_temp || touches.reads_temp) {
-        // TEMP objects live on this client's connection. Writes of the
-        // replicated database run on the shared writer connection, which
-        // cannot see them; inside a transaction, this connection cannot see
-        // the transaction's own changes.
-        if (touches.writes_shared) {
-          reply_failure(SQLITE_ERROR,
-                        "a statement that writes the replicated database cannot use this connection's TEMP "
-                        "objects; copy the data in separate statements");
-          return done();
-        }
-        if (in_txn && touches.reads_shared) {
-          reply_failure(SQLITE_ERROR,
-                        "inside a transaction, a statement cannot combine this connection's TEMP objects with "
-                        "the replicated database");
-          return done();
-        }
-        if (touches.writes_temp) it->second.has_temp = true;
-        return run_on_reader(db_id, std::move(sql), std::move(params), query);
-      }
-      if (readonly && !touches.txn_control && !in_txn) {
-        return run_on_reader(db_id, std::move(sql), std::move(params), query);
-      }
-      run_on_writer(db_id, std::move(sql), std::move(params), query, false);
+      run_classified(db_id, std::move(sql), std::move(params), query, readonly, touches);
     });
   });
+}
+
+void Session::run_classified(uint32_t db_id, std::string sql, std::vector<wire::Value> params, bool query,
+                             bool readonly, const Touches& touches) {
+  // Reads of the shared database and anything that only touches this
+  // client's TEMP objects stay on its connection; the rest goes to the
+  // writer.
+  auto it = dbs_.find(db_id);
+  if (it == dbs_.end()) {
+    return fail(SQLITE_NOTFOUND, "no database with id " + std::to_string(db_id) + " is open on this connection");
+  }
+  const bool in_txn = it->second.in_txn;
+  if (touches.writes_temp || touches.reads_temp) {
+    // TEMP objects live on this client's connection. Writes of the
+    // replicated database run on the shared writer connection, which
+    // cannot see them; inside a transaction, this connection cannot see
+    // the transaction's own changes.
+    if (touches.writes_shared) {
+      return fail(SQLITE_ERROR,
+                  "a statement that writes the replicated database cannot use this connection's TEMP "
+                  "objects; copy the data in separate statements");
+    }
+    if (in_txn && touches.reads_shared) {
+      return fail(SQLITE_ERROR,
+                  "inside a transaction, a statement cannot combine this connection's TEMP objects with "
+                  "the replicated database");
+    }
+    if (touches.writes_temp) it->second.has_temp = true;
+    return run_on_reader(db_id, std::move(sql), std::move(params), query);
+  }
+  if (readonly && !touches.txn_control && !in_txn) {
+    return run_on_reader(db_id, std::move(sql), std::move(params), query);
+  }
+  run_on_writer(db_id, std::move(sql), std::move(params), query, false);
 }
 
 void Session::run_on_writer(uint32_t db_id, std::string sql, std::vector<wire::Value> params, bool query,
@@ -191,52 +210,36 @@ void Session::run_on_writer(uint32_t db_id, std::string sql, std::vector<wire::V
   req.batchable = batchable;
   req.expect_owner = d.in_txn;
   req.cancel = &cancel_;
-  job_started();
   req.done = [this, db_id, query](DbWriter::Reply rep) {
     back_to_loop([this, db_id, query, rep = std::move(rep)]() mutable {
-      if (!job_finished()) return;
-      auto it = dbs_.find(db_id);
-      if (it != dbs_.end()) it->second.in_txn = rep.in_txn;
-      if (!rep.status.ok()) {
-        if (rep.status.is_not_leader() || rep.status.is_leadership_lost()) drop_db(db_id);
-        if (query && stopped_by_interrupt(rep.status)) {
-          interrupt_pending_ = false;
-          return end_stream_interrupted();
-        }
-        return fail_stream(rep.status);
-      }
-      if (!query) {
-        wire::BodyWriter w;
-        w.u64(rep.outcome.last_insert_id);
-        w.u64(rep.outcome.rows_affected);
-        send(w.finish(wire::kResult));
-        return done();
-      }
-      for (size_t i = 0; i + 1 < rep.rows.size(); i++) send(std::move(rep.rows[i]));
-      std::vector<uint8_t> last = rep.rows.empty() ? std::vector<uint8_t>() : std::move(rep.rows.back());
-      if (rep.rows_done) {
-        if (!last.empty()) send(std::move(last));
-        return end_stream_done();
-      }
-      if (!stream_rows_) {
-        stream_rows_.emplace();
-        stream_rows_->db = db_id;
-        stream_rows_->on_writer = true;
-      }
-      if (interrupt_pending_) {
-        interrupt_pending_ = false;
-        send(std::move(last));
-        return end_stream_interrupted();
-      }
-      if (stream_rows_->interrupted) return end_stream_interrupted();
-      send(std::move(last), [this] { next_rows(); });
+      if (job_finished()) on_writer_reply(db_id, query, std::move(rep));
     });
   };
-  if (!d.writer->submit(std::move(req))) {
-    job_undone();
-    reply_failure(Status::Busy("database is locked: too many queued writes"));
-    done();
+  if (!start_writer_job(*d.writer, std::move(req))) fail(write_queue_full());
+}
+
+void Session::on_writer_reply(uint32_t db_id, bool query, DbWriter::Reply rep) {
+  note_txn(db_id, rep);
+  if (!rep.status.ok()) {
+    if (rep.status.is_not_leader() || rep.status.is_leadership_lost()) drop_db(db_id);
+    if (query && stopped_by_interrupt(rep.status)) return end_stream_interrupted();
+    return fail_stream(rep.status);
   }
+  if (!query) return send_result(rep.outcome);
+  // Outside a transaction the writer ran the query to its end: every batch
+  // is here. Inside one, the first batch is, and the rest follow on demand.
+  for (size_t i = 0; i + 1 < rep.rows.size(); i++) send(std::move(rep.rows[i]));
+  std::vector<uint8_t> last = rep.rows.empty() ? std::vector<uint8_t>() : std::move(rep.rows.back());
+  if (!rep.rows_done) begin_stream(db_id, true, nullptr);
+  on_batch(std::move(last), rep.rows_done);
+}
+
+void Session::send_result(const ExecOutcome& out) {
+  wire::BodyWriter w;
+  w.u64(out.last_insert_id);
+  w.u64(out.rows_affected);
+  send(w.finish(wire::kResult));
+  done();
 }
 
 }  // namespace sqraft

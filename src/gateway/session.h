@@ -17,6 +17,7 @@
 
 #include <uv.h>
 
+#include <array>
 #include <atomic>
 #include <cassert>
 #include <chrono>
@@ -73,57 +74,109 @@ class Session {
     uint32_t db = 0;
     bool on_writer = false;
     std::unique_ptr<RowCursor> cursor;  // reader streams
-    bool interrupted = false;
   };
   struct Message {
     wire::Header header;
     std::vector<uint8_t> body;
   };
 
+  // A request being handled: its type, schema and body.
+  struct Request {
+    uint8_t type;
+    uint8_t schema;
+    wire::BodyReader body;
+  };
+  using Handler = void (Session::*)(Request&);
+  // Where a query's answer stands (see stream.cc for the diagram).
+  enum class QueryState : uint8_t {
+    kIdle,              // no query request is running
+    kStarting,          // a query runs; its first batch is not out
+    kInterruptedEarly,  // INTERRUPT came in kStarting: what it made goes out, then EMPTY
+    kStreaming,         // batches are out and more follow on demand
+    kInterrupted,       // INTERRUPT came while streaming: the stream ends with EMPTY
+  };
+  // A PREPARE being answered.
+  struct Prepared {
+    uint32_t db;
+    std::string sql;
+    uint8_t schema;
+  };
+
+  // conn.cc: the connection.
   static void on_alloc(uv_handle_t* h, size_t suggested, uv_buf_t* buf);
   static void on_read(uv_stream_t* s, ssize_t n, const uv_buf_t* buf);
   void on_bytes(const uint8_t* data, size_t n);
   void parse();
-  void dispatch(Message m);
-  void handle(Message& m, bool retry = false);  // retry: a parked request, counted already
-  void done();  // the current request is answered: take the next one
   void hand_to_raft(const Message& m);
-
-  // Responses.
   void send(std::vector<uint8_t> msg, std::function<void()> after = {});
   void reply_failure(const Status& s);
   void reply_failure(uint64_t code, const std::string& message);
   void reply_empty();
 
-  // Requests.
-  Db* db(uint64_t id, bool need_leader);
-  void handle_open(wire::BodyReader& r);
-  void handle_prepare(wire::BodyReader& r, uint8_t schema);
-  void handle_sql(uint32_t db_id, std::string sql, std::vector<wire::Value> params, bool query, StmtKind kind);
-  void handle_finalize(wire::BodyReader& r);
-  void handle_interrupt();
-  void handle_cluster(wire::BodyReader& r);
-  void send_servers(uint64_t format);
-  void handle_membership(uint8_t type, wire::BodyReader& r);
-  void handle_dump(wire::BodyReader& r);
+  // dispatch.cc: requests, one handler per type.
+  static const std::array<Handler, 256>& handlers();
+  void dispatch(Message m);
+  void handle(Message& m, bool retry = false);  // retry: a parked request, counted already
+  void done();  // the current request is answered: take the next one
+  void fail(const Status& s);  // answers FAILURE, then done()
+  void fail(uint64_t code, const std::string& message);
+  void malformed(const Request& r);
+  void handle_leader(Request& r);
+  void handle_client(Request& r);
+  void handle_heartbeat(Request& r);
+  void handle_open(Request& r);
+  void handle_prepare(Request& r);
+  void handle_exec(Request& r);  // EXEC and QUERY
+  void handle_finalize(Request& r);
+  void handle_exec_sql(Request& r);  // EXEC_SQL and QUERY_SQL
+  void handle_interrupt(Request& r);  // with no query running
+  void handle_connect(Request& r);  // CONNECT after the first request
+  void on_opened(const std::string& name, Result<sqlite3*> conn);
+  void send_db(uint32_t id);
+  void prepare_on_reader(Db& d, const Prepared& p);
+  void on_prepared(const Prepared& p, const Status& st, uint64_t params, uint64_t tail, StmtKind kind);
+  Db* db(uint64_t id, bool need_leader);  // nullptr: answered already
+  void drop_db(uint32_t db_id);
+  static void close_db(Db& d);
+  void note_txn(uint32_t db_id, const DbWriter::Reply& rep);  // the client's transaction state on that writer
 
-  // Execution.
+  // admin.cc: cluster administration.
+  void handle_cluster(Request& r);
+  void send_servers(uint64_t format);
+  void handle_membership(Request& r);  // ADD, ASSIGN, REMOVE
+  void handle_transfer(Request& r);
+  void handle_dump(Request& r);
+  void handle_describe(Request& r);
+  void handle_weight(Request& r);
+
+  // route.cc: where a statement runs.
+  void run_sql(uint32_t db_id, std::string sql, std::vector<wire::Value> params, bool query, StmtKind kind);
   void run_on_reader(uint32_t db_id, std::string sql, std::vector<wire::Value> params, bool query);
   bool try_read_inline(uint32_t db_id, const std::string& sql, const std::vector<wire::Value>& params);
   void run_on_writer(uint32_t db_id, std::string sql, std::vector<wire::Value> params, bool query, bool batchable);
+  void on_writer_reply(uint32_t db_id, bool query, DbWriter::Reply rep);
   void classify_then_run(uint32_t db_id, std::string sql, std::vector<wire::Value> params, bool query);
-  void on_rows(uint32_t db_id, Result<std::vector<uint8_t>> batch, bool done_rows, bool on_writer);
+  void run_classified(uint32_t db_id, std::string sql, std::vector<wire::Value> params, bool query, bool readonly,
+                      const Touches& touches);
+  void send_result(const ExecOutcome& out);
+
+  // stream.cc: a query's rows and INTERRUPT.
+  static const char* query_state_name(QueryState s);
+  void query_to(QueryState next);  // checked transition
+  void begin_stream(uint32_t db_id, bool on_writer, std::unique_ptr<RowCursor> cursor);
+  void on_rows(Result<std::vector<uint8_t>> batch, bool last);  // a reader job's batch
+  void on_batch(std::vector<uint8_t> batch, bool last);
   void next_rows();
-  void on_rows_from_writer(DbWriter::Reply rep);
+  void interrupt_query();
   void end_stream_interrupted();
   void end_stream_done();
   void fail_stream(const Status& status);
-  void drop_db(uint32_t db_id);
-  static void close_db(Db& d);
   // True if `s` is a statement stopped because this client sent INTERRUPT.
   bool stopped_by_interrupt(const Status& s) const;
-  // Jobs are counted here only: started, then finished on the loop thread
-  // (job_finished) or undone when they could not start.
+
+  // Jobs: SQL of this session running elsewhere. They are counted here
+  // only: started, then finished on the loop thread (job_finished) or undone
+  // when they could not start.
   void job_started() { jobs_++; }
   void job_undone() {
     assert(jobs_ > 0);
@@ -133,6 +186,10 @@ class Session {
   // pool refuses it (the node is stopping), the job is undone and the client
   // gets FAILURE; its request is over either way.
   void start_read_job(std::function<void()> task);
+  // Submits `req` to a database's writer as one of this session's jobs.
+  // False (the job undone, nothing answered) if its queue is full.
+  bool start_writer_job(DbWriter& writer, DbWriter::Request req);
+  static Status write_queue_full() { return Status::Busy("database is locked: too many queued writes"); }
   // From a job's thread: runs `fn` on the loop thread (see the .cc for why a
   // refusal may be dropped).
   void back_to_loop(std::function<void()> fn);
@@ -159,9 +216,8 @@ class Session {
 
   // Requests.
   bool busy_ = false;
-  bool interrupt_pending_ = false;  // INTERRUPT came before the query's first batch
-  unsigned owed_empties_ = 0;       // further INTERRUPTs of an interrupted stream
-  uint8_t current_type_ = 0;        // type of the request being handled
+  QueryState query_ = QueryState::kIdle;
+  unsigned owed_empties_ = 0;  // further INTERRUPTs of an interrupted stream
   std::deque<Message> queued_;
   size_t queued_bytes_ = 0;  // bodies in queued_
   uint64_t client_id_ = 0;

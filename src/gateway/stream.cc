@@ -1,44 +1,98 @@
-// A query's rows, batch by batch, and INTERRUPT.
+// A query's rows, batch by batch, and INTERRUPT: the QueryState machine.
+//
+//   kIdle ──query starts──▶ kStarting ──first batch, more to come──▶ kStreaming
+//                              │                                      │
+//                         INTERRUPT                               INTERRUPT
+//                              ▼                                      ▼
+//                       kInterruptedEarly                        kInterrupted
+//
+// Every state returns to kIdle when the query's last answer is out. A
+// query interrupted before its first batch sends what it made (rows or
+// FAILURE), then EMPTY; one interrupted while streaming drops the batch in
+// flight and sends EMPTY. Each further INTERRUPT of a stream is owed one
+// more EMPTY.
 #include "session.h"
 
 #include <spdlog/spdlog.h>
 
 #include <cassert>
-#include <chrono>
-#include <cstring>
 #include <utility>
 
-#include "limits.h"
+#include "session_limits.h"
 
 namespace sqraft {
 
-void Session::on_rows(uint32_t db_id, Result<std::vector<uint8_t>> batch, bool done_rows, bool on_writer) {
-  (void)db_id;
-  (void)on_writer;
+const char* Session::query_state_name(QueryState s) {
+  switch (s) {
+    case QueryState::kIdle: return "idle";
+    case QueryState::kStarting: return "starting";
+    case QueryState::kInterruptedEarly: return "interrupted-early";
+    case QueryState::kStreaming: return "streaming";
+    case QueryState::kInterrupted: return "interrupted";
+  }
+  return "?";
+}
+
+void Session::query_to(QueryState next) {
+  using Q = QueryState;
+  const Q from = query_;
+  const bool allowed = (from == Q::kIdle && next == Q::kStarting) ||
+                       (from == Q::kStarting && (next == Q::kInterruptedEarly || next == Q::kStreaming)) ||
+                       (from == Q::kStreaming && next == Q::kInterrupted) ||
+                       (from != Q::kIdle && next == Q::kIdle);
+  if (!allowed) {
+    spdlog::error("session {}: query state {} -> {} is not a transition", id_, query_state_name(from),
+                  query_state_name(next));
+  }
+  assert(allowed);
+  query_ = next;
+}
+
+void Session::begin_stream(uint32_t db_id, bool on_writer, std::unique_ptr<RowCursor> cursor) {
+  assert(!stream_rows_);
+  assert(on_writer == (cursor == nullptr));
+  stream_rows_.emplace();
+  stream_rows_->db = db_id;
+  stream_rows_->on_writer = on_writer;
+  stream_rows_->cursor = std::move(cursor);
+}
+
+void Session::on_rows(Result<std::vector<uint8_t>> batch, bool last) {
   if (!job_finished()) return;
   if (!batch.ok()) {
-    if (stopped_by_interrupt(batch.status())) {
-      interrupt_pending_ = false;
-      return end_stream_interrupted();
-    }
+    if (stopped_by_interrupt(batch.status())) return end_stream_interrupted();
     return fail_stream(batch.status());
   }
-  if (done_rows) {
-    send(std::move(batch).value());
+  on_batch(std::move(batch).value(), last);
+}
+
+void Session::on_batch(std::vector<uint8_t> batch, bool last) {
+  if (last) {
+    if (!batch.empty()) send(std::move(batch));
     return end_stream_done();
   }
-  if (interrupt_pending_) {  // the first batch goes out, then EMPTY
-    interrupt_pending_ = false;
-    send(std::move(batch).value());
-    return end_stream_interrupted();
+  assert(stream_rows_);
+  switch (query_) {
+    case QueryState::kInterruptedEarly:  // the first batch goes out, then EMPTY
+      send(std::move(batch));
+      return end_stream_interrupted();
+    case QueryState::kInterrupted:  // the batch in flight is dropped
+      return end_stream_interrupted();
+    case QueryState::kStarting:
+      query_to(QueryState::kStreaming);
+      break;
+    case QueryState::kStreaming:
+      break;
+    case QueryState::kIdle:
+      assert(false && "rows of no query");
+      return;
   }
-  if (stream_rows_ && stream_rows_->interrupted) return end_stream_interrupted();
-  send(std::move(batch).value(), [this] { next_rows(); });
+  send(std::move(batch), [this] { next_rows(); });
 }
 
 void Session::next_rows() {
   if (closing_ || !stream_rows_) return;
-  if (stream_rows_->interrupted) return end_stream_interrupted();
+  if (query_ == QueryState::kInterrupted) return end_stream_interrupted();
   const uint32_t db_id = stream_rows_->db;
   if (dbs_.count(db_id) == 0) return fail_stream(Status::NotFound("database closed during the query"));
   Db& d = dbs_.at(db_id);
@@ -48,54 +102,38 @@ void Session::next_rows() {
     req.kind = DbWriter::Kind::kNextRows;
     req.expect_owner = true;
     req.cancel = &cancel_;
-    job_started();
     req.done = [this, db_id](DbWriter::Reply rep) {
       back_to_loop([this, db_id, rep = std::move(rep)]() mutable {
         if (!job_finished()) return;
-        auto it = dbs_.find(db_id);
-        if (it != dbs_.end()) it->second.in_txn = rep.in_txn;
+        note_txn(db_id, rep);
         if (stopped_by_interrupt(rep.status)) return end_stream_interrupted();
         if (!rep.status.ok() || rep.rows.empty()) {
           return fail_stream(rep.status.ok() ? Status::Internal("no rows") : rep.status);
         }
-        on_rows_from_writer(std::move(rep));
+        on_batch(std::move(rep.rows.back()), rep.rows_done);
       });
     };
-    if (!d.writer->submit(std::move(req))) {
-      job_undone();
-      fail_stream(Status::Busy("database is locked: too many queued writes"));
-    }
+    if (!start_writer_job(*d.writer, std::move(req))) fail_stream(write_queue_full());
     return;
   }
   RowCursor* cursor = stream_rows_->cursor.get();
   sqlite3* conn = d.conn;
   SqlGuard* guard = d.guard.get();
-  start_read_job([this, db_id, cursor, conn, guard] {
+  start_read_job([this, cursor, conn, guard] {
     guard->arm(&cancel_);
-    bool done_rows = false;
-    Result<std::vector<uint8_t>> batch = cursor->next_batch(conn, kRowsBatchBytes, &done_rows);
+    bool last = false;
+    Result<std::vector<uint8_t>> batch = cursor->next_batch(conn, kRowsBatchBytes, &last);
     guard->disarm();
-    back_to_loop([this, db_id, batch = std::move(batch), done_rows]() mutable {
-      on_rows(db_id, std::move(batch), done_rows, false);
-    });
+    back_to_loop([this, batch = std::move(batch), last]() mutable { on_rows(std::move(batch), last); });
   });
 }
 
-void Session::on_rows_from_writer(DbWriter::Reply rep) {
-  std::vector<uint8_t> last = std::move(rep.rows.back());
-  if (rep.rows_done) {
-    send(std::move(last));
-    return end_stream_done();
-  }
-  if (stream_rows_ && stream_rows_->interrupted) return end_stream_interrupted();
-  send(std::move(last), [this] { next_rows(); });
-}
-
 void Session::fail_stream(const Status& status) {
-  // The FAILURE ends the stream; an INTERRUPT sent during it is still owed
+  // The FAILURE ends the query; an INTERRUPT sent during it is still owed
   // its EMPTY.
-  const bool interrupted = stream_rows_ && stream_rows_->interrupted;
+  const bool interrupted = query_ == QueryState::kInterrupted || query_ == QueryState::kInterruptedEarly;
   stream_rows_.reset();
+  if (query_ != QueryState::kIdle) query_to(QueryState::kIdle);
   reply_failure(status);
   if (interrupted) reply_empty();
   done();
@@ -104,17 +142,24 @@ void Session::fail_stream(const Status& status) {
 void Session::end_stream_done() {
   // An INTERRUPT that arrived while the last batch was being produced is
   // still owed its EMPTY: the client reads until it gets one.
-  const bool interrupted = std::exchange(interrupt_pending_, false) || (stream_rows_ && stream_rows_->interrupted);
+  const bool interrupted = query_ == QueryState::kInterrupted || query_ == QueryState::kInterruptedEarly;
   stream_rows_.reset();
+  if (query_ != QueryState::kIdle) query_to(QueryState::kIdle);
   if (interrupted) reply_empty();
   done();
 }
 
-void Session::handle_interrupt() {
-  // The stream ends once the batch in flight is handled (the guard stops
-  // it early); EMPTY follows, one for every INTERRUPT.
-  if (stream_rows_->interrupted) owed_empties_++;
-  stream_rows_->interrupted = true;
+void Session::interrupt_query() {
+  // Before the first batch, or once a stream runs: the query stops (the
+  // guard stops it early) and EMPTY follows, one for every INTERRUPT.
+  if (query_ == QueryState::kStarting) {
+    query_to(QueryState::kInterruptedEarly);
+  } else if (query_ == QueryState::kStreaming) {
+    query_to(QueryState::kInterrupted);
+  } else {
+    assert(query_ == QueryState::kInterrupted);
+    owed_empties_++;
+  }
   cancel_ = uint8_t(StopReason::kClientInterrupt);
 }
 
@@ -130,6 +175,7 @@ void Session::end_stream_interrupted() {
   const bool on_writer = stream_rows_ && stream_rows_->on_writer;
   const uint32_t db_id = stream_rows_ ? stream_rows_->db : 0;
   stream_rows_.reset();  // a reader cursor's statement is reset on its next use
+  if (query_ != QueryState::kIdle) query_to(QueryState::kIdle);
   // Only a client's own transaction keeps a cursor on the writer; outside
   // one the writer has already dropped it (and another client may own the
   // writer, so a cancel request would wait behind its transaction).
@@ -138,18 +184,17 @@ void Session::end_stream_interrupted() {
     req.session = id_;
     req.kind = DbWriter::Kind::kCancelRows;
     req.expect_owner = true;
-    job_started();
     req.done = [this, db_id](DbWriter::Reply rep) {
       back_to_loop([this, db_id, rep = std::move(rep)]() {
         if (!job_finished()) return;
-        auto it = dbs_.find(db_id);
-        if (it != dbs_.end()) it->second.in_txn = rep.in_txn;
+        note_txn(db_id, rep);
         reply_empty();
         done();
       });
     };
-    if (dbs_.at(db_id).writer->submit(std::move(req))) return;
-    job_undone();
+    // Refused (its queue is full): the writer keeps the cursor until the
+    // client's next query or the end of its transaction, which drop it.
+    if (start_writer_job(*dbs_.at(db_id).writer, std::move(req))) return;
   }
   reply_empty();
   done();
