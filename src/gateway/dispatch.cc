@@ -10,6 +10,7 @@
 #include <chrono>
 #include <utility>
 
+#include "rows_encoder.h"
 #include "session_limits.h"
 #include "vfs.h"
 
@@ -353,7 +354,7 @@ void Session::handle_exec(Request& r) {
   if (it == stmts_.end() || it->second.db != db_id) {
     return fail(SQLITE_NOTFOUND, "no statement with id " + std::to_string(stmt_id));
   }
-  run_sql(db_id, it->second.sql, std::move(params), is_query(r.type), it->second.kind);
+  run_sql(db_id, it->second.sql, sql_params(std::move(params)), is_query(r.type), it->second.kind);
 }
 
 void Session::handle_exec_sql(Request& r) {
@@ -364,7 +365,7 @@ void Session::handle_exec_sql(Request& r) {
   if (Status s = r.body.params(r.schema, &params); !s.ok()) return fail(s);
   if (!wire::valid_utf8(sql)) return fail(SQLITE_ERROR, "SQL text is not valid UTF-8");
   const StmtKind kind = classify_sql(sql);
-  run_sql(uint32_t(db_id), std::move(sql), std::move(params), is_query(r.type), kind);
+  run_sql(uint32_t(db_id), std::move(sql), sql_params(std::move(params)), is_query(r.type), kind);
 }
 
 void Session::handle_finalize(Request& r) {

@@ -9,11 +9,12 @@
 #include <cstring>
 #include <utility>
 
+#include "rows_encoder.h"
 #include "session_limits.h"
 
 namespace sqraft {
 
-void Session::run_sql(uint32_t db_id, std::string sql, std::vector<wire::Value> params, bool query, StmtKind kind) {
+void Session::run_sql(uint32_t db_id, std::string sql, SqlParams params, bool query, StmtKind kind) {
   Db* d = db(db_id, true);
   if (d == nullptr) return;
   // Once the client has TEMP objects, any statement but BEGIN/COMMIT may be
@@ -36,7 +37,7 @@ void Session::run_sql(uint32_t db_id, std::string sql, std::vector<wire::Value> 
   }
 }
 
-bool Session::try_read_inline(uint32_t db_id, const std::string& sql, const std::vector<wire::Value>& params) {
+bool Session::try_read_inline(uint32_t db_id, const std::string& sql, const SqlParams& params) {
   Db& d = dbs_.at(db_id);
   // Only statements already run once on the pool and found to have a
   // bounded cost per step (bounded_cost()); the rest always run there.
@@ -47,7 +48,7 @@ bool Session::try_read_inline(uint32_t db_id, const std::string& sql, const std:
   // most 256 KiB so that no single step is long) and never waits for a lock.
   d.guard->arm_inline(&cancel_);
   sqlite3_busy_timeout(d.conn, 0);
-  auto cursor = std::make_unique<RowCursor>(stmt);
+  auto cursor = std::make_unique<RowCursor>(stmt, make_rows_encoder(stmt));
   bool done_rows = false;
   Result<std::vector<uint8_t>> batch = cursor->next_batch(d.conn, kRowsBatchBytes, &done_rows);
   const bool over_budget = d.guard->reason() == StopReason::kInlineBudget;
@@ -64,7 +65,7 @@ bool Session::try_read_inline(uint32_t db_id, const std::string& sql, const std:
   return true;
 }
 
-void Session::run_on_reader(uint32_t db_id, std::string sql, std::vector<wire::Value> params, bool query) {
+void Session::run_on_reader(uint32_t db_id, std::string sql, SqlParams params, bool query) {
   // Most reads are short: answering them on the loop thread saves two
   // thread hand-offs. A read has no side effects, so one that turns out long
   // is abandoned and started again on the reader pool.
@@ -84,7 +85,7 @@ void Session::run_on_reader(uint32_t db_id, std::string sql, std::vector<wire::V
         back_to_loop([this, st] { on_rows(st, true); });
         return;
       }
-      auto cursor = std::make_shared<RowCursor>(stmt.value());
+      auto cursor = std::make_shared<RowCursor>(stmt.value(), make_rows_encoder(stmt.value()));
       bool done_rows = false;
       Result<std::vector<uint8_t>> batch = cursor->next_batch(conn, kRowsBatchBytes, &done_rows);
       guard->disarm();
@@ -150,7 +151,7 @@ bool classify_script(sqlite3* conn, SqlGuard* guard, const std::string& sql, Tou
 
 }  // namespace
 
-void Session::classify_then_run(uint32_t db_id, std::string sql, std::vector<wire::Value> params, bool query) {
+void Session::classify_then_run(uint32_t db_id, std::string sql, SqlParams params, bool query) {
   Db& d = dbs_.at(db_id);
   sqlite3* conn = d.conn;
   SqlGuard* guard = d.guard.get();
@@ -165,7 +166,7 @@ void Session::classify_then_run(uint32_t db_id, std::string sql, std::vector<wir
   });
 }
 
-void Session::run_classified(uint32_t db_id, std::string sql, std::vector<wire::Value> params, bool query,
+void Session::run_classified(uint32_t db_id, std::string sql, SqlParams params, bool query,
                              bool readonly, const Touches& touches) {
   // Reads of the shared database and anything that only touches this
   // client's TEMP objects stay on its connection; the rest goes to the
@@ -199,7 +200,7 @@ void Session::run_classified(uint32_t db_id, std::string sql, std::vector<wire::
   run_on_writer(db_id, std::move(sql), std::move(params), query, false);
 }
 
-void Session::run_on_writer(uint32_t db_id, std::string sql, std::vector<wire::Value> params, bool query,
+void Session::run_on_writer(uint32_t db_id, std::string sql, SqlParams params, bool query,
                             bool batchable) {
   Db& d = dbs_.at(db_id);
   DbWriter::Request req;

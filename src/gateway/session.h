@@ -150,13 +150,13 @@ class Session {
   void handle_weight(Request& r);
 
   // route.cc: where a statement runs.
-  void run_sql(uint32_t db_id, std::string sql, std::vector<wire::Value> params, bool query, StmtKind kind);
-  void run_on_reader(uint32_t db_id, std::string sql, std::vector<wire::Value> params, bool query);
-  bool try_read_inline(uint32_t db_id, const std::string& sql, const std::vector<wire::Value>& params);
-  void run_on_writer(uint32_t db_id, std::string sql, std::vector<wire::Value> params, bool query, bool batchable);
+  void run_sql(uint32_t db_id, std::string sql, SqlParams params, bool query, StmtKind kind);
+  void run_on_reader(uint32_t db_id, std::string sql, SqlParams params, bool query);
+  bool try_read_inline(uint32_t db_id, const std::string& sql, const SqlParams& params);
+  void run_on_writer(uint32_t db_id, std::string sql, SqlParams params, bool query, bool batchable);
   void on_writer_reply(uint32_t db_id, bool query, DbWriter::Reply rep);
-  void classify_then_run(uint32_t db_id, std::string sql, std::vector<wire::Value> params, bool query);
-  void run_classified(uint32_t db_id, std::string sql, std::vector<wire::Value> params, bool query, bool readonly,
+  void classify_then_run(uint32_t db_id, std::string sql, SqlParams params, bool query);
+  void run_classified(uint32_t db_id, std::string sql, SqlParams params, bool query, bool readonly,
                       const Touches& touches);
   void send_result(const ExecOutcome& out);
 

@@ -1,5 +1,6 @@
 #include "wire.h"
 
+#include <cassert>
 #include <cstring>
 
 #include "byte_order.h"
@@ -328,18 +329,69 @@ RowsWriter::RowsWriter(const std::vector<std::string>& columns) : n_columns_(col
   for (const std::string& c : columns) body_.text(c);
 }
 
-void RowsWriter::row(const std::vector<Value>& values) {
+void RowsWriter::begin_row() {
+  assert(rows_ == 0 || column_ == n_columns_);
   // Header: a 4-bit type per column, column i in the low nibble of byte i/2
   // when i is even, the high nibble when odd; padded to a word.
-  const size_t header_bytes = padded((n_columns_ + 1) / 2);
-  std::vector<uint8_t> header(header_bytes, 0);
-  for (size_t i = 0; i < values.size(); i++) {
-    const uint8_t t = uint8_t(values[i].type) & 0x0f;
-    header[i / 2] |= (i % 2 == 0) ? t : uint8_t(t << 4);
-  }
-  body_.raw(header.data(), header.size());
-  for (const Value& v : values) body_.value(v);
+  header_at_ = body_.size();
+  body_.bytes().resize(header_at_ + padded((n_columns_ + 1) / 2), 0);
+  column_ = 0;
   rows_++;
+}
+
+void RowsWriter::next_type(ValueType type) {
+  assert(column_ < n_columns_);
+  const uint8_t t = uint8_t(type) & 0x0f;
+  body_.bytes()[header_at_ + column_ / 2] |= (column_ % 2 == 0) ? t : uint8_t(t << 4);
+  column_++;
+}
+
+void RowsWriter::integer(ValueType type, int64_t v) {
+  next_type(type);
+  if (type == kBoolean) {
+    body_.u64(v != 0 ? 1 : 0);
+  } else {
+    body_.i64(v);
+  }
+}
+
+void RowsWriter::real(double v) {
+  next_type(kFloat);
+  body_.f64(v);
+}
+
+void RowsWriter::text(ValueType type, std::string_view s) {
+  // The protocol's text ends at its first NUL: a value with a NUL inside is
+  // sent up to it (as dqlite does), or the client would read the rest as
+  // the following columns.
+  next_type(type);
+  body_.text(s.substr(0, s.find('\0')));
+}
+
+void RowsWriter::blob(std::string_view b) {
+  next_type(kBlob);
+  body_.blob(b);
+}
+
+void RowsWriter::null() {
+  next_type(kNull);
+  body_.u64(0);
+}
+
+void RowsWriter::row(const std::vector<Value>& values) {
+  begin_row();
+  for (const Value& v : values) {
+    switch (v.type) {
+      case kInteger:
+      case kUnixTime:
+      case kBoolean: integer(v.type, v.integer); break;
+      case kFloat: real(v.real); break;
+      case kText:
+      case kIso8601: text(v.type, v.bytes); break;
+      case kBlob: blob(v.bytes); break;
+      default: null(); break;
+    }
+  }
 }
 
 std::vector<uint8_t> RowsWriter::finish(bool more) {

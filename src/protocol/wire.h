@@ -174,15 +174,27 @@ bool valid_utf8(std::string_view s);
 class RowsWriter {
  public:
   explicit RowsWriter(const std::vector<std::string>& columns);
-  // Appends a row; `types` has one code per column.
+  // Appends a row column by column: begin_row(), then one call per column,
+  // in order.
+  void begin_row();
+  void integer(ValueType type, int64_t v);   // kInteger, kUnixTime, kBoolean
+  void real(double v);                       // kFloat
+  void text(ValueType type, std::string_view s);  // kText, kIso8601: up to its first NUL
+  void blob(std::string_view b);
+  void null();
+  // Appends a row of values.
   void row(const std::vector<Value>& values);
   size_t size() const { return body_.size(); }
   size_t rows() const { return rows_; }
   std::vector<uint8_t> finish(bool more);
 
  private:
+  void next_type(ValueType type);  // the next column's type code, in the row's header
+
   size_t n_columns_;
   size_t rows_ = 0;
+  size_t header_at_ = 0;  // offset of the current row's type header
+  size_t column_ = 0;     // columns of the current row written
   BodyWriter body_;
 };
 

@@ -12,6 +12,7 @@
 #include <random>
 
 #include "node_impl.h"
+#include "rows_encoder.h"
 #include "session.h"
 #include "wire.h"
 
@@ -91,6 +92,7 @@ DbWriter& NodeImpl::writer(const std::string& db) {
     o.txn_idle_timeout_ms = options_.txn_idle_timeout_ms;
     o.idle_close_ms = options_.db_idle_close_ms;
     o.limits = options_.sql;
+    o.row_encoder = &make_rows_encoder;
     o.node_stopping = &sql_stopping_;
     w = std::make_unique<DbWriter>(vfs(), db, o, *writer_pool_);
   }

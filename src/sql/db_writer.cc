@@ -3,13 +3,16 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <cassert>
 
 #include "vfs.h"
 
 namespace sqraft {
 
 DbWriter::DbWriter(Vfs& vfs, std::string db, Options options, WriterPool& pool)
-    : vfs_(vfs), db_(std::move(db)), options_(options), pool_(pool) {}
+    : vfs_(vfs), db_(std::move(db)), options_(options), pool_(pool) {
+  assert(options_.row_encoder != nullptr);
+}
 
 DbWriter::~DbWriter() { stop(); }
 
@@ -169,7 +172,7 @@ DbWriter::Reply DbWriter::exec_in_owner_or_alone(Request& r) {
         reply.status = b;
         break;
       }
-      cursor_ = std::make_unique<RowCursor>(stmt.value());
+      cursor_ = std::make_unique<RowCursor>(stmt.value(), options_.row_encoder(stmt.value()));
       cursor_sql_ = r.sql;
       [[fallthrough]];
     }

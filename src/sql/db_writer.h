@@ -41,7 +41,6 @@
 #include "sql_guard.h"
 #include "statement.h"
 #include "status.h"
-#include "wire.h"
 #include "writer_pool.h"
 
 namespace sqraft {
@@ -60,12 +59,13 @@ class DbWriter {
     unsigned idle_close_ms = 10000;    // close the connection after this long unused
     SqlLimits limits;
     const std::atomic<bool>* node_stopping = nullptr;  // stops every client statement
+    RowEncoderFactory row_encoder = nullptr;  // the format of a query's rows (required)
   };
 
   struct Reply {
     Status status;
     ExecOutcome outcome;
-    std::vector<std::vector<uint8_t>> rows;  // ROWS messages (queries)
+    std::vector<std::vector<uint8_t>> rows;  // batches made by options.row_encoder (queries)
     bool rows_done = true;
     bool in_txn = false;  // the client owns the writer after this request
     uint64_t params = 0;  // kPrepare: parameter count
@@ -85,7 +85,7 @@ class DbWriter {
     uint64_t session = 0;
     Kind kind = Kind::kExec;
     std::string sql;
-    std::vector<wire::Value> params;
+    SqlParams params;
     bool batchable = false;    // one plain write statement: may join a group commit
     bool expect_owner = false; // the client believes it is in a transaction here
     // The client's cancel flag (a StopReason; may be null): the statement

@@ -1,6 +1,6 @@
 #include "statement.h"
 
-#include <strings.h>
+#include <cassert>
 
 #include <cctype>
 #include <cstring>
@@ -175,30 +175,27 @@ Status sqlite_error(sqlite3* conn, int rc) {
   return s;
 }
 
-Status bind_params(sqlite3_stmt* stmt, const std::vector<wire::Value>& params) {
+Status bind_params(sqlite3_stmt* stmt, const SqlParams& params) {
   const int expected = sqlite3_bind_parameter_count(stmt);
   if (int(params.size()) > expected) {
     return Status::Error(SQLITE_RANGE, "statement has " + std::to_string(expected) + " parameters, got " +
                                            std::to_string(params.size()));
   }
   for (size_t i = 0; i < params.size(); i++) {
-    const wire::Value& v = params[i];
+    const SqlValue& v = params[i];
     const int idx = int(i) + 1;
     int rc;
     switch (v.type) {
-      case wire::kInteger:
-      case wire::kUnixTime:
-      case wire::kBoolean:
+      case SQLITE_INTEGER:
         rc = sqlite3_bind_int64(stmt, idx, v.integer);
         break;
-      case wire::kFloat:
+      case SQLITE_FLOAT:
         rc = sqlite3_bind_double(stmt, idx, v.real);
         break;
-      case wire::kText:
-      case wire::kIso8601:
+      case SQLITE_TEXT:
         rc = sqlite3_bind_text64(stmt, idx, v.bytes.data(), v.bytes.size(), SQLITE_TRANSIENT, SQLITE_UTF8);
         break;
-      case wire::kBlob:
+      case SQLITE_BLOB:
         rc = sqlite3_bind_blob64(stmt, idx, v.bytes.data(), v.bytes.size(), SQLITE_TRANSIENT);
         break;
       default:
@@ -226,7 +223,7 @@ Result<ExecOutcome> step_all(sqlite3* conn, sqlite3_stmt* stmt) {
   return out;
 }
 
-Result<ExecOutcome> exec_script(sqlite3* conn, const std::string& sql, const std::vector<wire::Value>& params) {
+Result<ExecOutcome> exec_script(sqlite3* conn, const std::string& sql, const SqlParams& params) {
   const char* tail = sql.c_str();
   const char* end = tail + sql.size();
   ExecOutcome last;
@@ -251,22 +248,9 @@ Result<ExecOutcome> exec_script(sqlite3* conn, const std::string& sql, const std
 
 // ---- rows ------------------------------------------------------------------------
 
-RowCursor::RowCursor(sqlite3_stmt* stmt) : stmt_(stmt), writes_(sqlite3_stmt_readonly(stmt) == 0) {
-  const int n = sqlite3_column_count(stmt);
-  for (int i = 0; i < n; i++) {
-    const char* name = sqlite3_column_name(stmt, i);
-    columns_.emplace_back(name ? name : "");
-    const char* decl = sqlite3_column_decltype(stmt, i);
-    int kind = 0;
-    if (decl != nullptr) {
-      if (strcasecmp(decl, "DATETIME") == 0 || strcasecmp(decl, "DATE") == 0 || strcasecmp(decl, "TIMESTAMP") == 0) {
-        kind = 1;
-      } else if (strcasecmp(decl, "BOOLEAN") == 0) {
-        kind = 2;
-      }
-    }
-    declared_.push_back(kind);
-  }
+RowCursor::RowCursor(sqlite3_stmt* stmt, std::unique_ptr<RowEncoder> encoder)
+    : stmt_(stmt), encoder_(std::move(encoder)), writes_(sqlite3_stmt_readonly(stmt) == 0) {
+  assert(stmt_ != nullptr && encoder_ != nullptr);
 }
 
 RowCursor::~RowCursor() {
@@ -275,8 +259,7 @@ RowCursor::~RowCursor() {
 
 RowCursor::RowCursor(RowCursor&& o) noexcept
     : stmt_(o.stmt_),
-      columns_(std::move(o.columns_)),
-      declared_(std::move(o.declared_)),
+      encoder_(std::move(o.encoder_)),
       last_rc_(o.last_rc_),
       interrupted_(o.interrupted_),
       writes_(o.writes_) {
@@ -288,8 +271,7 @@ Result<std::vector<uint8_t>> RowCursor::next_batch(sqlite3* conn, size_t max_byt
     *done = true;
     return Status::Error(SQLITE_INTERRUPT, SqlGuard::kInterruptedByClient);
   }
-  wire::RowsWriter rows(columns_);
-  std::vector<wire::Value> values(columns_.size());
+  encoder_->begin();
   // A statement that writes runs to its end whatever the client's INTERRUPT
   // (see SqlGuard::honor_client_interrupt).
   SqlGuard* guard = writes_ ? SqlGuard::of(conn) : nullptr;
@@ -303,48 +285,13 @@ Result<std::vector<uint8_t>> RowCursor::next_batch(sqlite3* conn, size_t max_byt
   for (;;) {
     last_rc_ = sqlite3_step(stmt_);
     if (last_rc_ != SQLITE_ROW) break;
-    for (size_t i = 0; i < columns_.size(); i++) {
-      const int c = int(i);
-      wire::Value& v = values[i];
-      switch (sqlite3_column_type(stmt_, c)) {
-        case SQLITE_INTEGER:
-          v = wire::Value::Integer(sqlite3_column_int64(stmt_, c));
-          if (declared_[i] == 1) v.type = wire::kUnixTime;
-          if (declared_[i] == 2) v.type = wire::kBoolean;
-          break;
-        case SQLITE_FLOAT:
-          v = wire::Value::Float(sqlite3_column_double(stmt_, c));
-          break;
-        case SQLITE_TEXT: {
-          // The protocol's text ends at its first NUL: a value with a NUL
-          // inside is sent up to it (as dqlite does), or the client would
-          // read the rest as the following columns.
-          const auto* t = reinterpret_cast<const char*>(sqlite3_column_text(stmt_, c));
-          size_t n = size_t(sqlite3_column_bytes(stmt_, c));
-          if (t == nullptr) n = 0;
-          if (const void* nul = n ? std::memchr(t, 0, n) : nullptr) n = size_t(static_cast<const char*>(nul) - t);
-          v = wire::Value::Text(std::string(t ? t : "", n));
-          if (declared_[i] == 1) v.type = wire::kIso8601;
-          break;
-        }
-        case SQLITE_BLOB: {
-          const void* b = sqlite3_column_blob(stmt_, c);
-          const int n = sqlite3_column_bytes(stmt_, c);
-          v = wire::Value::Blob(b ? std::string(static_cast<const char*>(b), size_t(n)) : std::string());
-          break;
-        }
-        default:
-          v = wire::Value::Null();
-          break;
-      }
-    }
-    rows.row(values);
-    if (rows.size() >= max_bytes) {
+    encoder_->add_row(stmt_);
+    if (encoder_->bytes() >= max_bytes) {
       *done = false;
-      return rows.finish(true);
+      return encoder_->finish(true);
     }
   }
-  if (last_rc_ == SQLITE_INTERRUPT && rows.rows() > 0) {
+  if (last_rc_ == SQLITE_INTERRUPT && encoder_->rows() > 0) {
     // The client interrupted the query while its first batch was being
     // made: the rows so far go out, marked "more"; the stream then ends.
     const SqlGuard* guard = SqlGuard::of(conn);
@@ -352,7 +299,7 @@ Result<std::vector<uint8_t>> RowCursor::next_batch(sqlite3* conn, size_t max_byt
       sqlite3_reset(stmt_);
       interrupted_ = true;
       *done = false;
-      return rows.finish(true);
+      return encoder_->finish(true);
     }
   }
   if (last_rc_ != SQLITE_DONE) {
@@ -363,7 +310,7 @@ Result<std::vector<uint8_t>> RowCursor::next_batch(sqlite3* conn, size_t max_byt
   }
   sqlite3_reset(stmt_);
   *done = true;
-  return rows.finish(false);
+  return encoder_->finish(false);
 }
 
 }  // namespace sqraft

@@ -1,6 +1,6 @@
-// Running statements for the wire protocol: classification, a per-connection
-// statement cache, parameter binding, and turning result rows into ROWS
-// messages.
+// Running client statements: classification, a per-connection statement
+// cache, parameter binding, and a query's rows batch by batch (in the format
+// of the caller's RowEncoder).
 //
 // Thread-safety: a StmtCache and the statements it hands out belong to one
 // connection and are used by one thread at a time.
@@ -16,8 +16,9 @@
 #include <unordered_map>
 #include <vector>
 
+#include "row_encoder.h"
 #include "status.h"
-#include "wire.h"
+#include "value.h"
 
 namespace sqraft {
 
@@ -69,7 +70,7 @@ class StmtCache {
 // extended code; "not leader" and "leadership lost" keep dqlite's codes.
 Status sqlite_error(sqlite3* conn, int rc);
 
-Status bind_params(sqlite3_stmt* stmt, const std::vector<wire::Value>& params);
+Status bind_params(sqlite3_stmt* stmt, const SqlParams& params);
 
 // True if every step of `sql`'s program on `conn` has a cost bounded by the
 // sizes of the values it handles: no virtual tables, pragmas, whole-table
@@ -88,17 +89,17 @@ struct ExecOutcome {
 Result<ExecOutcome> step_all(sqlite3* conn, sqlite3_stmt* stmt);
 // Runs every statement of `sql` in order (binding `params` to each statement
 // that has parameters), like sqlite3_exec.
-Result<ExecOutcome> exec_script(sqlite3* conn, const std::string& sql, const std::vector<wire::Value>& params);
+Result<ExecOutcome> exec_script(sqlite3* conn, const std::string& sql, const SqlParams& params);
 
-// Streams the rows of a statement as ROWS messages.
+// Steps a query's statement batch by batch; `encoder` makes each batch.
 class RowCursor {
  public:
-  explicit RowCursor(sqlite3_stmt* stmt);
+  RowCursor(sqlite3_stmt* stmt, std::unique_ptr<RowEncoder> encoder);
   ~RowCursor();  // resets an unfinished statement (ends its read transaction)
   RowCursor(RowCursor&& other) noexcept;
   RowCursor& operator=(RowCursor&&) = delete;
-  // Steps up to `max_bytes` worth of rows. Returns one ROWS message ending
-  // with "more" or "done"; *done says which. Errors end the cursor.
+  // Steps up to `max_bytes` worth of rows. Returns one batch ending with
+  // "more" or "done"; *done says which. Errors end the cursor.
   // A client's INTERRUPT that stops the statement after some rows of the
   // batch ends the batch there ("more"); the cursor is then interrupted().
   Result<std::vector<uint8_t>> next_batch(sqlite3* conn, size_t max_bytes, bool* done);
@@ -106,8 +107,7 @@ class RowCursor {
 
  private:
   sqlite3_stmt* stmt_;
-  std::vector<std::string> columns_;
-  std::vector<int> declared_;  // 0 plain, 1 date/time, 2 boolean
+  std::unique_ptr<RowEncoder> encoder_;
   int last_rc_ = SQLITE_ROW;
   bool interrupted_ = false;
   bool writes_ = false;  // INSERT ... RETURNING and the like
