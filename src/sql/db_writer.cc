@@ -39,7 +39,11 @@ bool DbWriter::connection_open() const {
 
 bool DbWriter::submit(Request r) {
   std::lock_guard lk(mu_);
-  if (stopping_ || queue_.size() >= options_.queue_max) return false;
+  // The owner of the open transaction is let past the bound: the queue
+  // waits for its requests, and it has one at a time (a client's requests
+  // are answered in order), so at most queue_max + 1 wait.
+  const bool owners = r.expect_owner && owner_ != 0 && r.session == owner_;
+  if (stopping_ || (queue_.size() >= options_.queue_max && !owners)) return false;
   queue_.push_back(Queued{std::move(r), Clock::now() + std::chrono::milliseconds(options_.queue_timeout_ms)});
   schedule_locked();
   return true;
