@@ -7,6 +7,8 @@
 #include <cstring>
 #include <new>
 
+#include "boundary.h"
+
 namespace sqraft {
 
 namespace {
@@ -51,7 +53,7 @@ struct VfsGlue {
   // ---- io methods shared by main and WAL files ----
   static int close(sqlite3_file* file) {
     SqraftFile* f = of(file);
-    if (!f->is_wal) after_shm_event(f, f->db->close_connection(file));
+    if (!f->is_wal) at_c_boundary("vfs xClose", [&] { after_shm_event(f, f->db->close_connection(file)); });
     f->~SqraftFile();
     return SQLITE_OK;
   }
@@ -64,7 +66,9 @@ struct VfsGlue {
     return of(file)->db->db_read(buf, n, off);
   }
   static int db_write(sqlite3_file* file, const void* buf, int n, sqlite3_int64 off) {
-    return of(file)->db->db_write(buf, n, off);
+    int rc = SQLITE_NOMEM;
+    at_c_boundary("vfs xWrite", [&] { rc = of(file)->db->db_write(buf, n, off); });
+    return rc;
   }
   static int db_truncate(sqlite3_file* file, sqlite3_int64 size) { return of(file)->db->db_truncate(size); }
   static int db_file_size(sqlite3_file* file, sqlite3_int64* size) {
@@ -82,9 +86,12 @@ struct VfsGlue {
     return SQLITE_ERROR;
   }
   static int db_file_control(sqlite3_file* file, int op, void* arg) {
-    SqraftFile* f = of(file);
     if (op != SQLITE_FCNTL_PRAGMA) return SQLITE_NOTFOUND;
-    char** args = static_cast<char**>(arg);
+    int rc = SQLITE_NOMEM;
+    at_c_boundary("vfs xFileControl", [&] { rc = pragma_control(of(file), static_cast<char**>(arg)); });
+    return rc;
+  }
+  static int pragma_control(SqraftFile* f, char** args) {
     const char* name = args[1];
     const char* value = args[2];
     if (value == nullptr) return SQLITE_NOTFOUND;
@@ -101,7 +108,9 @@ struct VfsGlue {
     return SQLITE_NOTFOUND;
   }
   static int shm_map(sqlite3_file* file, int region, int size, int extend, void volatile** pp) {
-    return of(file)->db->shm_map(region, size, extend != 0, pp);
+    int rc = SQLITE_NOMEM;
+    at_c_boundary("vfs xShmMap", [&] { rc = of(file)->db->shm_map(region, size, extend != 0, pp); });
+    return rc;
   }
   static int shm_lock(sqlite3_file* file, int offset, int n, int flags) {
     SqraftFile* f = of(file);
@@ -109,7 +118,8 @@ struct VfsGlue {
     const bool wants_write = offset == 0 && (flags & SQLITE_SHM_LOCK) && (flags & SQLITE_SHM_EXCLUSIVE);
     const bool allowed = !wants_write || hooks == nullptr || f->system || hooks->writes_allowed();
     Database::ShmLockResult r = f->db->shm_lock(file, f->system, offset, n, flags, allowed);
-    after_shm_event(f, r);
+    // An Undo proposal or a wake-up of the loop allocates.
+    at_c_boundary("vfs xShmLock", [&] { after_shm_event(f, r); });
     return r.rc;
   }
   static void shm_barrier(sqlite3_file*) { Shm::barrier(); }
@@ -123,11 +133,14 @@ struct VfsGlue {
   }
   static int wal_write(sqlite3_file* file, const void* buf, int n, sqlite3_int64 off) {
     SqraftFile* f = of(file);
-    Database::WalWrite w = f->db->wal_write(buf, n, off);
+    Database::WalWrite w;
+    w.rc = SQLITE_NOMEM;
+    at_c_boundary("vfs WAL xWrite", [&] { w = f->db->wal_write(buf, n, off); });
     if (w.rc != SQLITE_OK || !w.batch) return w.rc;
     // The frames must be applied before SQLite may go on (and, for a commit,
     // publish them). This blocks the writer's thread, never the loop.
-    Status s = f->vfs->hooks_->replicate(*w.batch);
+    Status s = Status::Error(SQLITE_IOERR_WRITE, "replication failed: internal error (see the node's log)");
+    at_c_boundary("vfs replicate", [&] { s = f->vfs->hooks_->replicate(*w.batch); });
     if (!s.ok()) {
       spdlog::debug("db '{}': replicating txn {:x} failed: {}", f->db->name(), w.batch->txn_id,
                     s.message());
@@ -159,8 +172,13 @@ struct VfsGlue {
 
   // ---- VFS methods ----
   static int open(sqlite3_vfs* v, sqlite3_filename name, sqlite3_file* file, int flags, int* out_flags) {
-    Vfs* self = of(v);
     file->pMethods = nullptr;
+    int rc = SQLITE_CANTOPEN;
+    at_c_boundary("vfs xOpen", [&] { rc = open_file(v, name, file, flags, out_flags); });
+    return rc;
+  }
+  static int open_file(sqlite3_vfs* v, sqlite3_filename name, sqlite3_file* file, int flags, int* out_flags) {
+    Vfs* self = of(v);
     const bool main_db = flags & SQLITE_OPEN_MAIN_DB;
     const bool wal = flags & SQLITE_OPEN_WAL;
     if (!main_db && !wal) {

@@ -10,6 +10,7 @@
 #include <utility>
 
 #include "address.h"
+#include "boundary.h"
 #include "snapshot_codec.h"
 #include "vfs.h"
 #include "session_limits.h"
@@ -83,11 +84,7 @@ struct Pending {
   }
   static void callback(RaftReq* req, Args... args) {
     std::unique_ptr<Pending> p(static_cast<Pending*>(req->data));
-    try {
-      p->then(args...);
-    } catch (const std::exception& e) {
-      spdlog::error("membership change completion failed: {}", e.what());
-    }
+    at_c_boundary("membership change completion", [&] { p->then(args...); });
   }
 };
 

@@ -10,6 +10,7 @@
 #include <cstring>
 #include <utility>
 
+#include "boundary.h"
 #include "byte_order.h"
 #include "session_limits.h"
 
@@ -133,9 +134,12 @@ void Session::on_alloc(uv_handle_t* h, size_t, uv_buf_t* buf) {
       break;
   }
   if (want == 0) want = 1;
-  s->read_buf_.resize(want);
-  buf->base = reinterpret_cast<char*>(s->read_buf_.data());
-  buf->len = want;
+  // Out of memory: an empty buffer, which libuv reports as UV_ENOBUFS.
+  *buf = uv_buf_init(nullptr, 0);
+  at_c_boundary("session read buffer", [&] {
+    s->read_buf_.resize(want);
+    *buf = uv_buf_init(reinterpret_cast<char*>(s->read_buf_.data()), unsigned(want));
+  });
 }
 
 void Session::on_read(uv_stream_t* stream, ssize_t n, const uv_buf_t* buf) {
@@ -145,7 +149,9 @@ void Session::on_read(uv_stream_t* stream, ssize_t n, const uv_buf_t* buf) {
     s->close(n == UV_EOF ? "peer closed the connection" : std::string("read: ") + uv_strerror(int(n)));
     return;
   }
-  if (n > 0) s->on_bytes(reinterpret_cast<const uint8_t*>(buf->base), size_t(n));
+  if (n > 0 && !at_c_boundary("session request", [&] { s->on_bytes(reinterpret_cast<const uint8_t*>(buf->base), size_t(n)); })) {
+    s->close("internal error handling a request (see the log)");
+  }
 }
 
 void Session::on_bytes(const uint8_t* data, size_t n) {
@@ -245,6 +251,7 @@ void Session::hand_to_raft(const Message& m) {
 namespace {
 struct WriteReq {
   uv_write_t req;
+  Session* session;
   std::vector<uint8_t> data;
   std::function<void()> after;
 };
@@ -252,13 +259,16 @@ struct WriteReq {
 
 void Session::send(std::vector<uint8_t> msg, std::function<void()> after) {
   if (stream_ == nullptr || closing_) return;
-  auto* w = new WriteReq{{}, std::move(msg), std::move(after)};
+  auto* w = new WriteReq{{}, this, std::move(msg), std::move(after)};
   w->req.data = w;
   uv_buf_t buf = uv_buf_init(reinterpret_cast<char*>(w->data.data()), unsigned(w->data.size()));
   int rv = uv_write(&w->req, stream_, &buf, 1, [](uv_write_t* req, int status) {
-    auto* wr = static_cast<WriteReq*>(req->data);
-    if (status == 0 && wr->after) wr->after();
-    delete wr;
+    // Write callbacks run before the stream's close callback: the session
+    // is still there.
+    std::unique_ptr<WriteReq> wr(static_cast<WriteReq*>(req->data));
+    if (status == 0 && wr->after && !at_c_boundary("session write", wr->after)) {
+      wr->session->close("internal error streaming rows (see the log)");
+    }
   });
   if (rv != 0) {
     delete w;

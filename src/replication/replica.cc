@@ -6,6 +6,8 @@
 #include <cstring>
 #include <random>
 
+#include "boundary.h"
+
 namespace sqraft {
 
 namespace {
@@ -207,15 +209,17 @@ void Replica::submit(std::unique_ptr<Proposal> p, std::string encoded) {
 
 void Replica::apply_cb(struct raft_apply* req, int status, void* /*result*/) {
   std::unique_ptr<Proposal> p(static_cast<Proposal*>(req->data));
-  Replica* self = p->self;
-  spdlog::trace("proposal {:x} callback status {}", p->id, status);
-  self->inflight_.erase(p->id);
-  if (!p->checkpoint_db.empty()) self->checkpoints_inflight_.erase(p->checkpoint_db);
-  if (p->waiter) {
-    // Success was reported by applied(); here only failures remain.
-    p->waiter->complete(status == 0 ? Status::Internal("proposal applied without a result")
-                                    : status_from_raft(status, "replicate"));
-  }
+  at_c_boundary("proposal completion", [&] {
+    Replica* self = p->self;
+    spdlog::trace("proposal {:x} callback status {}", p->id, status);
+    self->inflight_.erase(p->id);
+    if (!p->checkpoint_db.empty()) self->checkpoints_inflight_.erase(p->checkpoint_db);
+    if (p->waiter) {
+      // Success was reported by applied(); here only failures remain.
+      p->waiter->complete(status == 0 ? Status::Internal("proposal applied without a result")
+                                      : status_from_raft(status, "replicate"));
+    }
+  });
 }
 
 // ---- ReplicationHooks ----------------------------------------------------------
@@ -323,17 +327,20 @@ void Replica::update_leadership() {
 
 void Replica::barrier_cb(struct raft_barrier* req, int status) {
   std::unique_ptr<BarrierRequest> b(static_cast<BarrierRequest*>(req->data));
-  Replica* self = b->self;
-  if (self->barrier_term_ == b->term) self->barrier_term_ = 0;
-  if (status != 0 || self->stopping_ || self->diverged_) return;
-  if (raft_state(self->raft_) != RAFT_LEADER || self->raft_->current_term != b->term) return;
-  self->ready_term_ = b->term;
+  at_c_boundary("barrier completion", [&] { b->self->barrier_done(b->term, status); });
+}
+
+void Replica::barrier_done(raft_term term, int status) {
+  if (barrier_term_ == term) barrier_term_ = 0;
+  if (status != 0 || stopping_ || diverged_) return;
+  if (raft_state(raft_) != RAFT_LEADER || raft_->current_term != term) return;
+  ready_term_ = term;
   // Transactions an earlier leader streamed but never finished are dropped.
-  for (const std::string& name : self->vfs_->names()) {
-    std::shared_ptr<Database> db = self->vfs_->find(name);
-    if (db && db->pending_txn() != 0) self->undo(name, db->pending_txn());
+  for (const std::string& name : vfs_->names()) {
+    std::shared_ptr<Database> db = vfs_->find(name);
+    if (db && db->pending_txn() != 0) undo(name, db->pending_txn());
   }
-  self->writes_allowed_ = true;
+  writes_allowed_ = true;
 }
 
 }  // namespace sqraft

@@ -116,6 +116,7 @@ class Replica final : public ReplicationHooks, public FsmObserver {
   void submit(std::unique_ptr<Proposal> p, std::string encoded);  // loop thread
   static void apply_cb(struct raft_apply* req, int status, void* result);
   static void barrier_cb(struct raft_barrier* req, int status);
+  void barrier_done(raft_term term, int status);
   void update_leadership();
   bool on_loop_thread() const { return std::this_thread::get_id() == loop_thread_; }
 

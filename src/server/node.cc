@@ -11,6 +11,7 @@
 #include <future>
 #include <random>
 
+#include "boundary.h"
 #include "node_impl.h"
 #include "rows_encoder.h"
 #include "session.h"
@@ -350,13 +351,17 @@ Status NodeImpl::start() {
       std::lock_guard lk(self->post_mu_);
       fns.swap(self->posted_);
     }
-    for (auto& fn : fns) fn();
+    // A completion that throws loses its own request (its client times
+    // out); the node and the other completions go on.
+    for (auto& fn : fns) at_c_boundary("loop task", fn);
     if (self->stop_requested_ && !self->shutting_down_) self->begin_shutdown();
   });
   async_.data = this;
   uv_prepare_init(&loop_, &prepare_);
   prepare_.data = this;
-  uv_prepare_start(&prepare_, [](uv_prepare_t* p) { static_cast<NodeImpl*>(p->data)->on_poll(); });
+  uv_prepare_start(&prepare_, [](uv_prepare_t* p) {
+    at_c_boundary("loop poll", [p] { static_cast<NodeImpl*>(p->data)->on_poll(); });
+  });
   uv_timer_init(&loop_, &timer_);
   timer_.data = this;
   uv_timer_start(&timer_, [](uv_timer_t*) {}, 100, 100);  // keeps poll() running while idle
@@ -386,7 +391,12 @@ void NodeImpl::loop_main() {
 }
 
 void NodeImpl::on_connection(uv_stream_t* server, int status) {
-  auto* self = static_cast<NodeImpl*>(server->data);
+  // Out of memory: the connection waits in the backlog (or is dropped).
+  at_c_boundary("accept", [&] { static_cast<NodeImpl*>(server->data)->accept_connection(server, status); });
+}
+
+void NodeImpl::accept_connection(uv_stream_t* server, int status) {
+  NodeImpl* self = this;
   if (status != 0) {
     spdlog::warn("accept: {}", uv_strerror(status));
     return;
@@ -518,9 +528,8 @@ Status NodeImpl::handover() {
     }
     t->req.data = new std::shared_ptr<Transfer>(t);
     int rv = raft_transfer(&raft_, &t->req, 0, [](struct raft_transfer* req) {
-      auto* holder = static_cast<std::shared_ptr<Transfer>*>(req->data);
-      (*holder)->done.set_value(Status::Ok());
-      delete holder;
+      std::unique_ptr<std::shared_ptr<Transfer>> holder(static_cast<std::shared_ptr<Transfer>*>(req->data));
+      at_c_boundary("handover completion", [&] { (*holder)->done.set_value(Status::Ok()); });
     });
     if (rv != 0) {
       delete static_cast<std::shared_ptr<Transfer>*>(t->req.data);

@@ -76,6 +76,7 @@ class NodeImpl final : public GatewayContext {
   void begin_shutdown();
   void on_poll();
   static void on_connection(uv_stream_t* server, int status);
+  void accept_connection(uv_stream_t* server, int status);
 
   NodeOptions options_;
   Metrics metrics_;  // before everything that counts into it

@@ -10,6 +10,7 @@
 #include <cstddef>
 #include <cstring>
 
+#include "boundary.h"
 #include "raft_api.h"
 
 namespace sqraft {
@@ -169,7 +170,11 @@ struct Deferred {
   uv_stream_t* stream;
 };
 
+void tcp_connected(uv_connect_t* req, int status);
 void on_tcp_connected(uv_connect_t* req, int status) {
+  at_c_boundary("raft connect", [&] { tcp_connected(req, status); });
+}
+void tcp_connected(uv_connect_t* req, int status) {
   auto* c = static_cast<Connector*>(req->data);
   c->connecting = false;
   uv_stream_t* s = reinterpret_cast<uv_stream_t*>(c->tcp);
@@ -197,7 +202,11 @@ void start_tcp(Connector* c, const sockaddr* addr) {
   c->connecting = true;
 }
 
+void resolved(uv_getaddrinfo_t* req, int status, addrinfo* res);
 void on_resolved(uv_getaddrinfo_t* req, int status, addrinfo* res) {
+  at_c_boundary("raft resolve", [&] { resolved(req, status, res); });
+}
+void resolved(uv_getaddrinfo_t* req, int status, addrinfo* res) {
   auto* c = static_cast<Connector*>(req->data);
   c->resolving = false;
   if (status != 0 || res == nullptr || c->cancelled) {
@@ -225,7 +234,7 @@ void Connector::finish_later(int status, uv_stream_t* stream) {
         const int st = dd->status;
         uv_stream_t* s = dd->stream;
         uv_close(reinterpret_cast<uv_handle_t*>(t), [](uv_handle_t* h) { delete static_cast<Deferred*>(h->data); });
-        conn->finish(st, s);
+        at_c_boundary("raft connect", [&] { conn->finish(st, s); });
       },
       0, 0);
 }

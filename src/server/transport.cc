@@ -4,6 +4,7 @@
 
 #include <cstring>
 
+#include "boundary.h"
 #include "wire.h"
 
 namespace sqraft {
@@ -63,44 +64,59 @@ void Transport::accept(raft_id peer_id, const std::string& peer_address, uv_stre
 
 int Transport::connect(struct raft_uv_transport* t, struct raft_uv_connect* req, raft_id id, const char* address,
                        raft_uv_connect_cb cb) {
-  auto* self = static_cast<Transport*>(t->impl);
   (void)id;
-  if (self->closing_) return RAFT_CANCELED;
+  int rv = RAFT_NOMEM;
+  at_c_boundary("raft connect", [&] { rv = static_cast<Transport*>(t->impl)->start_attempt(req, address, cb); });
+  return rv;
+}
+
+int Transport::start_attempt(struct raft_uv_connect* req, const char* address, raft_uv_connect_cb cb) {
+  if (closing_) return RAFT_CANCELED;
   Result<Address> addr = parse_address(address);
   if (!addr.ok()) {
     spdlog::warn("raft: cannot connect to '{}': {}", address, addr.status().message());
     return RAFT_NOCONNECTION;
   }
-  auto* a = new Attempt{self, req, cb, nullptr, nullptr, {}, {}, address};
-  a->preamble = connect_preamble(self->id_, self->address_);
-  self->attempts_.insert(a);
-  a->connector = connect_to(self->loop_, addr.value(), [a](int status, uv_stream_t* stream) {
-    a->connector = nullptr;
+  auto a = std::make_unique<Attempt>(Attempt{this, req, cb, nullptr, nullptr, {}, {}, address});
+  a->preamble = connect_preamble(id_, address_);
+  Attempt* raw = a.get();
+  attempts_.insert(raw);
+  a.release();  // freed by finish_attempt
+  raw->connector = connect_to(loop_, addr.value(), [raw](int status, uv_stream_t* stream) {
+    raw->connector = nullptr;
     if (status != 0) {
-      a->self->finish_attempt(a, status == UV_ECANCELED ? RAFT_CANCELED : RAFT_NOCONNECTION, nullptr);
+      raw->self->finish_attempt(raw, status == UV_ECANCELED ? RAFT_CANCELED : RAFT_NOCONNECTION, nullptr);
       return;
     }
-    a->stream = stream;
-    uv_buf_t buf = uv_buf_init(reinterpret_cast<char*>(a->preamble.data()), unsigned(a->preamble.size()));
-    a->write.data = a;
-    int rv = uv_write(&a->write, stream, &buf, 1, [](uv_write_t* w, int st) {
-      auto* at = static_cast<Attempt*>(w->data);
-      uv_stream_t* s = at->stream;
-      at->stream = nullptr;
-      if (st != 0 || at->self->closing_) {
-        close_stream(s);
-        at->self->finish_attempt(at, at->self->closing_ ? RAFT_CANCELED : RAFT_NOCONNECTION, nullptr);
-        return;
-      }
-      at->self->finish_attempt(at, 0, s);
-    });
-    if (rv != 0) {
-      a->stream = nullptr;
-      close_stream(stream);
-      a->self->finish_attempt(a, RAFT_NOCONNECTION, nullptr);
-    }
+    raw->self->send_preamble(raw, stream);
   });
   return 0;
+}
+
+void Transport::send_preamble(Attempt* a, uv_stream_t* stream) {
+  a->stream = stream;
+  uv_buf_t buf = uv_buf_init(reinterpret_cast<char*>(a->preamble.data()), unsigned(a->preamble.size()));
+  a->write.data = a;
+  int rv = uv_write(&a->write, stream, &buf, 1, [](uv_write_t* w, int st) {
+    auto* at = static_cast<Attempt*>(w->data);
+    at_c_boundary("raft connect", [&] { at->self->preamble_written(at, st); });
+  });
+  if (rv != 0) {
+    a->stream = nullptr;
+    close_stream(stream);
+    finish_attempt(a, RAFT_NOCONNECTION, nullptr);
+  }
+}
+
+void Transport::preamble_written(Attempt* a, int status) {
+  uv_stream_t* s = a->stream;
+  a->stream = nullptr;
+  if (status != 0 || closing_) {
+    close_stream(s);
+    finish_attempt(a, closing_ ? RAFT_CANCELED : RAFT_NOCONNECTION, nullptr);
+    return;
+  }
+  finish_attempt(a, 0, s);
 }
 
 void Transport::finish_attempt(Attempt* a, int status, uv_stream_t* stream) {

@@ -39,6 +39,9 @@ class Transport {
   static int connect(struct raft_uv_transport* t, struct raft_uv_connect* req, raft_id id, const char* address,
                      raft_uv_connect_cb cb);
   static void close(struct raft_uv_transport* t, raft_uv_transport_close_cb cb);
+  int start_attempt(struct raft_uv_connect* req, const char* address, raft_uv_connect_cb cb);
+  void send_preamble(Attempt* a, uv_stream_t* stream);
+  void preamble_written(Attempt* a, int status);
   void finish_attempt(Attempt* a, int status, uv_stream_t* stream);
   void maybe_closed();
 

@@ -1,11 +1,15 @@
 // The VFS's lock table (SQLite's file-lock ladder and the eight shm slots,
-// never blocking) and the incremental state hash, on their own.
+// never blocking), the incremental state hash and the C-boundary guard, on
+// their own.
 #include <doctest/doctest.h>
 #include <sqlite3.h>
 
 #include <cstring>
+#include <new>
+#include <stdexcept>
 #include <vector>
 
+#include "boundary.h"
 #include "lock_table.h"
 #include "state_hash.h"
 
@@ -97,4 +101,14 @@ TEST_CASE("state hash: incremental updates equal a rebuild, and content, order a
   CHECK(h.value() != four);
   const std::vector<StateHash::PageChange> back = {{4, pages[3].data()}};
   CHECK(h.apply(back, 4) == four);
+}
+
+TEST_CASE("at_c_boundary: an exception thrown where C called us is stopped there and reported as failure") {
+  static_assert(noexcept(at_c_boundary("x", [] {})), "must never throw into C");
+  int ran = 0;
+  CHECK(at_c_boundary("test", [&] { ran++; }));
+  CHECK_FALSE(at_c_boundary("test", [] { throw std::bad_alloc(); }));
+  CHECK_FALSE(at_c_boundary("test", [] { throw std::runtime_error("boom"); }));
+  CHECK_FALSE(at_c_boundary("test", [] { throw 42; }));
+  CHECK(ran == 1);
 }
