@@ -259,9 +259,25 @@ struct WriteReq {
 
 void Session::send(std::vector<uint8_t> msg, std::function<void()> after) {
   if (stream_ == nullptr || closing_) return;
+  size_t sent = 0;
+  if (!after) {
+    // Most answers fit the socket buffer: written now, they need no write
+    // request, no completion and no change of the poll set (uv_write would
+    // cost an epoll_ctl per answer). libuv refuses (UV_EAGAIN) while
+    // earlier writes are queued, so the order of answers holds.
+    uv_buf_t now = uv_buf_init(reinterpret_cast<char*>(msg.data()), unsigned(msg.size()));
+    const int n = uv_try_write(stream_, &now, 1);
+    if (n == int(msg.size())) return;
+    if (n > 0) {
+      sent = size_t(n);
+    } else if (n != UV_EAGAIN) {
+      close(std::string("write: ") + uv_strerror(n));
+      return;
+    }
+  }
   auto* w = new WriteReq{{}, this, std::move(msg), std::move(after)};
   w->req.data = w;
-  uv_buf_t buf = uv_buf_init(reinterpret_cast<char*>(w->data.data()), unsigned(w->data.size()));
+  uv_buf_t buf = uv_buf_init(reinterpret_cast<char*>(w->data.data() + sent), unsigned(w->data.size() - sent));
   int rv = uv_write(&w->req, stream_, &buf, 1, [](uv_write_t* req, int status) {
     // Write callbacks run before the stream's close callback: the session
     // is still there.
