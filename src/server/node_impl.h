@@ -108,6 +108,9 @@ class NodeImpl final : public GatewayContext {
   bool was_leader_ = false;
 
   std::mutex post_mu_;
+  // Completions for the loop thread. Bounded by the work that posts them:
+  // one per job in flight (a reader or writer job per session, at most
+  // --max-connections), one per proposal waiting to be applied.
   std::vector<std::function<void()>> posted_;
   bool loop_gone_ = false;
   bool stop_requested_ = false;

@@ -2,6 +2,12 @@
 //
 // Thread-safety: submit() from any thread. stop() finishes queued tasks and
 // joins; tasks submitted afterwards are dropped (submit returns false).
+//
+// Bound: the queue has no limit of its own because its users bound it. The
+// reader pool holds at most one task per client connection (a session runs
+// one request at a time, and each step of it is one job), so at most
+// --max-connections; the writer pool holds each database's writer at most
+// once (DbWriter::schedule), so at most --max-databases.
 #pragma once
 
 #include <condition_variable>
