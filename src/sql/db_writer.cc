@@ -344,6 +344,51 @@ void DbWriter::drain() {
   idle_cv_.notify_all();
 }
 
+// With a transaction open only its owner's requests run; the others wait
+// (and give up at their deadline), and so does the transaction (its idle
+// timeout). REQUIRES: lk held, owner_ != 0.
+bool DbWriter::drain_for_owner(std::unique_lock<std::mutex>& lk, Clock::time_point now) {
+  auto it = std::find_if(queue_.begin(), queue_.end(), [&](const Queued& q) { return q.r.session == owner_; });
+  if (it != queue_.end()) {
+    Queued q = std::move(*it);
+    queue_.erase(it);
+    lk.unlock();
+    run_one(q);
+    last_used_ = Clock::now();
+    lk.lock();
+    return true;
+  }
+  if (now >= owner_deadline_) {
+    lk.unlock();
+    rollback_owner(Status::Error(SQLITE_ABORT, "idle for more than " + std::to_string(options_.txn_idle_timeout_ms) + " ms"));
+    lk.lock();
+    return true;
+  }
+  // Requests waiting behind the transaction give up after their timeout.
+  Clock::time_point wake = owner_deadline_;
+  std::vector<Queued> expired;
+  for (auto q = queue_.begin(); q != queue_.end();) {
+    if (q->deadline <= now) {
+      expired.push_back(std::move(*q));
+      q = queue_.erase(q);
+    } else {
+      wake = std::min(wake, q->deadline);
+      ++q;
+    }
+  }
+  if (!expired.empty()) {
+    lk.unlock();
+    for (Queued& q : expired) {
+      fail(q.r, Status::Busy("database is locked: another client's transaction held the writer for more than " +
+                             std::to_string(options_.queue_timeout_ms) + " ms"));
+    }
+    lk.lock();
+    return true;
+  }
+  pool_.wake_at(this, wake);  // the owner's next request schedules us sooner
+  return false;
+}
+
 bool DbWriter::drain_one(std::unique_lock<std::mutex>& lk) {
   if (!pending_abort_.ok()) {
     Status why = pending_abort_;
@@ -356,47 +401,7 @@ bool DbWriter::drain_one(std::unique_lock<std::mutex>& lk) {
     return true;
   }
   const Clock::time_point now = Clock::now();
-  if (owner_ != 0) {
-    auto it = std::find_if(queue_.begin(), queue_.end(), [&](const Queued& q) { return q.r.session == owner_; });
-    if (it != queue_.end()) {
-      Queued q = std::move(*it);
-      queue_.erase(it);
-      lk.unlock();
-      run_one(q);
-      last_used_ = Clock::now();
-      lk.lock();
-      return true;
-    }
-    if (now >= owner_deadline_) {
-      lk.unlock();
-      rollback_owner(Status::Error(SQLITE_ABORT, "idle for more than " + std::to_string(options_.txn_idle_timeout_ms) + " ms"));
-      lk.lock();
-      return true;
-    }
-    // Requests waiting behind the transaction give up after their timeout.
-    Clock::time_point wake = owner_deadline_;
-    std::vector<Queued> expired;
-    for (auto q = queue_.begin(); q != queue_.end();) {
-      if (q->deadline <= now) {
-        expired.push_back(std::move(*q));
-        q = queue_.erase(q);
-      } else {
-        wake = std::min(wake, q->deadline);
-        ++q;
-      }
-    }
-    if (!expired.empty()) {
-      lk.unlock();
-      for (Queued& q : expired) {
-        fail(q.r, Status::Busy("database is locked: another client's transaction held the writer for more than " +
-                               std::to_string(options_.queue_timeout_ms) + " ms"));
-      }
-      lk.lock();
-      return true;
-    }
-    pool_.wake_at(this, wake);  // the owner's next request schedules us sooner
-    return false;
-  }
+  if (owner_ != 0) return drain_for_owner(lk, now);
   if (queue_.empty()) {
     if (!has_conn_) return false;
     const Clock::time_point idle_at = last_used_ + std::chrono::milliseconds(options_.idle_close_ms);

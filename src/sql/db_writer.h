@@ -135,6 +135,7 @@ class DbWriter {
   void schedule_locked();
   // One thing to do now, under `lk`; false when there is nothing.
   bool drain_one(std::unique_lock<std::mutex>& lk);
+  bool drain_for_owner(std::unique_lock<std::mutex>& lk, Clock::time_point now);
   void close_conn();
   bool ensure_conn(Status* error);
   Result<ExecOutcome> exec_client(Request& r);

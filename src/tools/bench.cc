@@ -424,6 +424,25 @@ void print_text(Report& r) {
   }
 }
 
+// The workers' figures, added up: per kind of operation and in total.
+Report merge_reports(const BenchConfig& cfg, std::vector<std::unique_ptr<Worker>>& workers, double elapsed_s) {
+  Report report;
+  report.cfg = &cfg;
+  report.elapsed_s = elapsed_s;
+  KindStats exec, query;
+  for (auto& w : workers) {
+    exec.merge(std::move(w->stats.exec));
+    query.merge(std::move(w->stats.query));
+    report.reconnects += w->stats.reconnects;
+    for (const auto& [key, count] : w->stats.connect_errors) report.connect_errors[key] += count;
+  }
+  report.total.merge(KindStats(exec));
+  report.total.merge(KindStats(query));
+  if (cfg.workload != Workload::kRead) report.kinds.emplace_back("exec", std::move(exec));
+  if (cfg.workload != Workload::kWrite) report.kinds.emplace_back("query", std::move(query));
+  return report;
+}
+
 int run_bench(const BenchArgs& a) {
   BenchConfig cfg;
   cfg.addresses = split_addresses(a.servers);
@@ -487,21 +506,8 @@ int run_bench(const BenchArgs& a) {
   for (auto& t : threads) t.join();
   const double elapsed_s = std::chrono::duration<double>(Clock::now() - start).count();
 
-  Report report;
-  report.cfg = &cfg;
-  report.elapsed_s = elapsed_s;
-  KindStats exec, query;
-  for (auto& w : workers) {
-    exec.merge(std::move(w->stats.exec));
-    query.merge(std::move(w->stats.query));
-    report.reconnects += w->stats.reconnects;
-    for (const auto& [key, count] : w->stats.connect_errors) report.connect_errors[key] += count;
-  }
+  Report report = merge_reports(cfg, workers, elapsed_s);
   workers.clear();
-  report.total.merge(KindStats(exec));
-  report.total.merge(KindStats(query));
-  if (cfg.workload != Workload::kRead) report.kinds.emplace_back("exec", std::move(exec));
-  if (cfg.workload != Workload::kWrite) report.kinds.emplace_back("query", std::move(query));
 
   if (a.json) {
     std::printf("%s\n", to_json(report).dump(2).c_str());
