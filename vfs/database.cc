@@ -90,42 +90,53 @@ wal::IndexHeader Database::header_locked() const {
 
 // ---- database file ---------------------------------------------------------
 
+namespace {
+
+// Calls fn(page index, offset within the page, offset within the buffer,
+// length) for each page that bytes [offset, offset + n) of a file of
+// `page_size` pages touch, in order, while fn returns true.
+template <typename Fn>
+void for_each_page_span(int64_t offset, int n, uint32_t page_size, Fn fn) {
+  int done = 0;
+  while (done < n) {
+    const uint64_t pos = uint64_t(offset) + uint64_t(done);
+    const uint32_t within = uint32_t(pos % page_size);
+    const int chunk = int(std::min<uint64_t>(uint64_t(n - done), page_size - within));
+    if (!fn(pos / page_size, within, done, chunk)) return;
+    done += chunk;
+  }
+}
+
+}  // namespace
+
 int Database::db_read(void* buf, int n, int64_t offset) {
   std::lock_guard lk(mu_);
   auto* out = static_cast<uint8_t*>(buf);
-  int done = 0;
-  while (done < n) {
-    const uint64_t pos = uint64_t(offset) + done;
-    const uint64_t idx = pos / page_size_;
-    const uint32_t within = uint32_t(pos % page_size_);
-    const int chunk = int(std::min<uint64_t>(n - done, page_size_ - within));
+  int rc = SQLITE_OK;
+  for_each_page_span(offset, n, page_size_, [&](uint64_t idx, uint32_t within, int done, int chunk) {
     if (idx >= pages_.size()) {
-      std::memset(out + done, 0, n - done);
-      return SQLITE_IOERR_SHORT_READ;
+      std::memset(out + done, 0, size_t(n - done));
+      rc = SQLITE_IOERR_SHORT_READ;
+      return false;
     }
     if (pages_[idx]) {
-      std::memcpy(out + done, pages_[idx].get() + within, chunk);
+      std::memcpy(out + done, pages_[idx].get() + within, size_t(chunk));
     } else {
-      std::memset(out + done, 0, chunk);
+      std::memset(out + done, 0, size_t(chunk));
     }
-    done += chunk;
-  }
-  return SQLITE_OK;
+    return true;
+  });
+  return rc;
 }
 
 int Database::db_write(const void* buf, int n, int64_t offset) {
   std::lock_guard lk(mu_);
   const auto* in = static_cast<const uint8_t*>(buf);
-  int done = 0;
-  while (done < n) {
-    const uint64_t pos = uint64_t(offset) + done;
-    const uint64_t idx = pos / page_size_;
-    const uint32_t within = uint32_t(pos % page_size_);
-    const int chunk = int(std::min<uint64_t>(n - done, page_size_ - within));
+  for_each_page_span(offset, n, page_size_, [&](uint64_t idx, uint32_t within, int done, int chunk) {
     if (idx >= pages_.size()) pages_.resize(idx + 1);
-    std::memcpy(mutable_page(pages_[idx], page_size_) + within, in + done, chunk);
-    done += chunk;
-  }
+    std::memcpy(mutable_page(pages_[idx], page_size_) + within, in + done, size_t(chunk));
+    return true;
+  });
   return SQLITE_OK;
 }
 

@@ -106,6 +106,21 @@ int not_before_start(sqraft_node* node) {
   return SQRAFT_OK;
 }
 
+// Sets a setting before the node starts; `field` names it in the node's
+// options.
+template <typename T, typename Field>
+int set_before_start(sqraft_node* node, T value, Field field) {
+  if (int rc = not_before_start(node); rc != SQRAFT_OK) return rc;
+  field(node->options) = value;
+  return SQRAFT_OK;
+}
+// The same for a setting that must be positive.
+template <typename Field>
+int set_positive(sqraft_node* node, unsigned value, Field field) {
+  if (node != nullptr && value == 0) return SQRAFT_MISUSE;
+  return set_before_start(node, value, field);
+}
+
 std::vector<wire::Value> to_values(const sqraft_value* params, unsigned n) {
   std::vector<wire::Value> out;
   out.reserve(n);
@@ -248,9 +263,7 @@ int sqraft_node_set_snapshot_params(sqraft_node* node, unsigned threshold, unsig
 }
 
 int sqraft_node_set_failure_domain(sqraft_node* node, unsigned long long domain) {
-  if (int rc = not_before_start(node); rc != SQRAFT_OK) return rc;
-  node->options.failure_domain = domain;
-  return SQRAFT_OK;
+  return set_before_start(node, domain, [](NodeOptions& o) -> auto& { return o.failure_domain; });
 }
 
 int sqraft_set_log_level(const char* level) {
@@ -263,31 +276,19 @@ int sqraft_set_log_level(const char* level) {
 }
 
 int sqraft_node_set_txn_idle_timeout_ms(sqraft_node* node, unsigned ms) {
-  if (int rc = not_before_start(node); rc != SQRAFT_OK) return rc;
-  if (ms == 0) return SQRAFT_MISUSE;
-  node->options.txn_idle_timeout_ms = ms;
-  return SQRAFT_OK;
+  return set_positive(node, ms, [](NodeOptions& o) -> auto& { return o.txn_idle_timeout_ms; });
 }
 
 int sqraft_node_set_write_queue_timeout_ms(sqraft_node* node, unsigned ms) {
-  if (int rc = not_before_start(node); rc != SQRAFT_OK) return rc;
-  if (ms == 0) return SQRAFT_MISUSE;
-  node->options.write_queue_timeout_ms = ms;
-  return SQRAFT_OK;
+  return set_positive(node, ms, [](NodeOptions& o) -> auto& { return o.write_queue_timeout_ms; });
 }
 
 int sqraft_node_set_statement_timeout_ms(sqraft_node* node, unsigned ms) {
-  if (int rc = not_before_start(node); rc != SQRAFT_OK) return rc;
-  if (ms == 0) return SQRAFT_MISUSE;
-  node->options.sql.statement_timeout_ms = ms;
-  return SQRAFT_OK;
+  return set_positive(node, ms, [](NodeOptions& o) -> auto& { return o.sql.statement_timeout_ms; });
 }
 
 int sqraft_node_set_max_databases(sqraft_node* node, unsigned n) {
-  if (int rc = not_before_start(node); rc != SQRAFT_OK) return rc;
-  if (n == 0) return SQRAFT_MISUSE;
-  node->options.max_databases = n;
-  return SQRAFT_OK;
+  return set_positive(node, n, [](NodeOptions& o) -> auto& { return o.max_databases; });
 }
 
 int sqraft_node_set_threads(sqraft_node* node, unsigned readers, unsigned writers) {
@@ -313,9 +314,7 @@ int sqraft_node_set_metrics_address(sqraft_node* node, const char* address) {
 }
 
 int sqraft_node_set_weight(sqraft_node* node, unsigned long long weight) {
-  if (int rc = not_before_start(node); rc != SQRAFT_OK) return rc;
-  node->options.weight = weight;
-  return SQRAFT_OK;
+  return set_before_start(node, weight, [](NodeOptions& o) -> auto& { return o.weight; });
 }
 
 int sqraft_node_set_cluster(sqraft_node* node, const sqraft_server* servers, unsigned n) {

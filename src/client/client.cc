@@ -300,30 +300,37 @@ Status check_text(const std::string* sql, const std::vector<wire::Value>& params
 }
 }  // namespace
 
-Result<Client::Outcome> Client::exec(uint32_t db, const std::string& sql, const std::vector<wire::Value>& params) {
-  if (Status s = check_text(&sql, params); !s.ok()) return s;
+Result<std::vector<uint8_t>> Client::statement_request(uint8_t type, uint8_t answer, uint32_t db,
+                                                       const std::string* sql, uint32_t stmt,
+                                                       const std::vector<wire::Value>& params) {
+  if (Status s = check_text(sql, params); !s.ok()) return s;
   wire::BodyWriter w;
-  w.u64(db);
-  w.text(sql);
+  if (sql != nullptr) {  // EXEC_SQL, QUERY_SQL
+    w.u64(db);
+    w.text(*sql);
+  } else {  // EXEC, QUERY of a prepared statement
+    w.u32_pair(db, stmt);
+  }
   const uint8_t schema = params_schema(params);
   w.params(params, schema);
-  Result<std::vector<uint8_t>> r = call(wire::kExecSql, w, wire::kResult, schema);
+  return call(type, w, answer, schema);
+}
+
+Result<std::unique_ptr<Rows>> Client::rows_from(Result<std::vector<uint8_t>> first) {
+  if (!first.ok()) return first.status();
+  std::unique_ptr<Rows> rows(new Rows(this, std::move(first).value()));
+  if (!rows->status().ok()) return rows->status();
+  return rows;
+}
+
+Result<Client::Outcome> Client::exec(uint32_t db, const std::string& sql, const std::vector<wire::Value>& params) {
+  Result<std::vector<uint8_t>> r = statement_request(wire::kExecSql, wire::kResult, db, &sql, 0, params);
   if (!r.ok()) return r.status();
   return decode_result(r.value());
 }
 
 Result<std::unique_ptr<Rows>> Client::query(uint32_t db, const std::string& sql, const std::vector<wire::Value>& params) {
-  if (Status s = check_text(&sql, params); !s.ok()) return s;
-  wire::BodyWriter w;
-  w.u64(db);
-  w.text(sql);
-  const uint8_t schema = params_schema(params);
-  w.params(params, schema);
-  Result<std::vector<uint8_t>> r = call(wire::kQuerySql, w, wire::kRows, schema);
-  if (!r.ok()) return r.status();
-  std::unique_ptr<Rows> rows(new Rows(this, std::move(r).value()));
-  if (!rows->status().ok()) return rows->status();
-  return rows;
+  return rows_from(statement_request(wire::kQuerySql, wire::kRows, db, &sql, 0, params));
 }
 
 Result<Client::Prepared> Client::prepare(uint32_t db, const std::string& sql) {
@@ -340,27 +347,13 @@ Result<Client::Prepared> Client::prepare(uint32_t db, const std::string& sql) {
 }
 
 Result<Client::Outcome> Client::exec_prepared(const Prepared& stmt, const std::vector<wire::Value>& params) {
-  if (Status s = check_text(nullptr, params); !s.ok()) return s;
-  wire::BodyWriter w;
-  w.u32_pair(stmt.db, stmt.id);
-  const uint8_t schema = params_schema(params);
-  w.params(params, schema);
-  Result<std::vector<uint8_t>> r = call(wire::kExec, w, wire::kResult, schema);
+  Result<std::vector<uint8_t>> r = statement_request(wire::kExec, wire::kResult, stmt.db, nullptr, stmt.id, params);
   if (!r.ok()) return r.status();
   return decode_result(r.value());
 }
 
 Result<std::unique_ptr<Rows>> Client::query_prepared(const Prepared& stmt, const std::vector<wire::Value>& params) {
-  if (Status s = check_text(nullptr, params); !s.ok()) return s;
-  wire::BodyWriter w;
-  w.u32_pair(stmt.db, stmt.id);
-  const uint8_t schema = params_schema(params);
-  w.params(params, schema);
-  Result<std::vector<uint8_t>> r = call(wire::kQuery, w, wire::kRows, schema);
-  if (!r.ok()) return r.status();
-  std::unique_ptr<Rows> rows(new Rows(this, std::move(r).value()));
-  if (!rows->status().ok()) return rows->status();
-  return rows;
+  return rows_from(statement_request(wire::kQuery, wire::kRows, stmt.db, nullptr, stmt.id, params));
 }
 
 Status Client::finalize(const Prepared& stmt) {

@@ -109,6 +109,11 @@ class Client {
   static Result<std::unique_ptr<Client>> dial(const std::string& address, unsigned timeout_ms);
   // Sends a request and reads the response; a FAILURE becomes a Status.
   Result<std::vector<uint8_t>> call(uint8_t type, const wire::BodyWriter& body, uint8_t expected, uint8_t schema = 0);
+  // EXEC_SQL/QUERY_SQL (`sql` given) or EXEC/QUERY of statement `stmt`, with
+  // its parameters: the answer's body.
+  Result<std::vector<uint8_t>> statement_request(uint8_t type, uint8_t answer, uint32_t db, const std::string* sql,
+                                                 uint32_t stmt, const std::vector<wire::Value>& params);
+  Result<std::unique_ptr<Rows>> rows_from(Result<std::vector<uint8_t>> first);
   Status read_exact(void* buf, size_t n);
   Status write_all(const void* buf, size_t n);
 
