@@ -156,7 +156,11 @@ Status Client::read_exact(void* buf, size_t n) {
 Result<std::unique_ptr<Client>> Client::dial(const std::string& address, unsigned timeout_ms) {
   Result<int> fd = dial_fd(address, timeout_ms);
   if (!fd.ok()) return fd.status();
-  std::unique_ptr<Client> c(new Client(fd.value(), address, timeout_ms));
+  return adopt(fd.value(), address, timeout_ms);
+}
+
+Result<std::unique_ptr<Client>> Client::adopt(int fd, std::string name, unsigned timeout_ms) {
+  std::unique_ptr<Client> c(new Client(fd, std::move(name), timeout_ms));
   wire::BodyWriter proto;
   proto.u64(wire::kProtocolVersion);
   if (Status s = c->write_all(proto.bytes().data(), proto.size()); !s.ok()) return s;

@@ -54,6 +54,9 @@ class Client {
 
   static Result<std::unique_ptr<Client>> connect(const Options& options);
   static Result<std::unique_ptr<Client>> connect_node(const std::string& address, unsigned timeout_ms = 10000);
+  // A client on a connected socket the caller made (an in-process node's
+  // socketpair, say). Takes `fd`; `name` stands for the address in messages.
+  static Result<std::unique_ptr<Client>> adopt(int fd, std::string name, unsigned timeout_ms = 10000);
   ~Client();
   Client(const Client&) = delete;
   Client& operator=(const Client&) = delete;

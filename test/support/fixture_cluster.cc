@@ -48,25 +48,34 @@ FixtureCluster::FixtureCluster(Options options) : options_(options) {
   REQUIRE(raft_fixture_bootstrap(&f_, &conf) == 0);
   raft_configuration_close(&conf);
   REQUIRE(raft_fixture_start(&f_) == 0);
+  REQUIRE(uv_loop_init(&loop_) == 0);
   for (unsigned i = 0; i < options_.n; i++) {
     replicas_[i]->attach(raft_fixture_get(&f_, i), [this] { wake(); });
     executors_.push_back(std::make_unique<Executor>(replicas_[i]->vfs()));
+    gateways_.push_back(
+        std::make_unique<FixtureGateway>(raft_fixture_get(&f_, i), *replicas_[i], &loop_, [this] { wake(); }));
   }
 }
+
+std::unique_ptr<Client> FixtureCluster::client(unsigned node) { return gateways_.at(node)->connect(); }
 
 FixtureCluster::~FixtureCluster() {
   for (auto& w : work_) w.cb(w.req, w.result.get());
   work_.clear();
-  // Fail waiting writers first so executor threads can finish.
+  // Fail waiting writers first so executor and writer threads can finish.
   for (auto& r : replicas_) r->shutdown();
+  for (auto& g : gateways_) g->stop();
   for (auto& e : executors_) e->stop();
   raft_fixture_close(&f_);
   {
     std::lock_guard lk(g_io_mu);
     for (unsigned i = 0; i < options_.n; i++) g_io_owner.erase(&f_.servers[i].io);
   }
+  gateways_.clear();
   executors_.clear();
   replicas_.clear();
+  uv_run(&loop_, UV_RUN_NOWAIT);
+  (void)uv_loop_close(&loop_);  // UV_EBUSY only if a test leaked a handle: nothing to do then
 }
 
 void FixtureCluster::wake() {
@@ -90,6 +99,8 @@ int FixtureCluster::async_work(struct raft_io* io, struct raft_io_async_work* re
 }
 
 void FixtureCluster::poll_all() {
+  uv_run(&loop_, UV_RUN_NOWAIT);
+  for (auto& g : gateways_) g->poll();
   for (auto& r : replicas_) r->poll();
   for (size_t i = 0; i < work_.size();) {
     if (work_[i].result.wait_for(std::chrono::seconds(0)) == std::future_status::ready) {

@@ -4,6 +4,8 @@
 // really block on Raft while the test thread steps the cluster.
 #pragma once
 
+#include <doctest/doctest.h>
+
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -19,6 +21,7 @@ extern "C" {
 }
 
 #include "support/executor.h"
+#include "support/fixture_gateway.h"
 #include "replica.h"
 #include "support/sql.h"
 
@@ -72,6 +75,40 @@ class FixtureCluster {
     return exec(node, db, std::vector<std::string>{sql});
   }
 
+  // The production path: a real client connected to node i's gateway (a
+  // Session on the cluster's loop, the node's DbWriters). Any thread; use
+  // the client on a thread other than the stepping one (start_client,
+  // run_client).
+  std::unique_ptr<Client> client(unsigned node);
+  // Runs `fn` (client calls) on another thread; step the cluster until the
+  // future is ready.
+  template <typename Fn>
+  auto start_client(Fn fn) -> std::future<decltype(fn())> {
+    return std::async(std::launch::async, [this, fn]() mutable {
+      struct Wake {
+        FixtureCluster* c;
+        ~Wake() { c->wake(); }
+      } wake{this};
+      return fn();
+    });
+  }
+  // start_client, stepping until it returns.
+  template <typename Fn>
+  auto run_client(Fn fn) -> decltype(fn()) {
+    auto f = start_client(std::move(fn));
+    wait_for(f);
+    return f.get();
+  }
+  // Steps until `f` is ready (10 minutes of real time at most).
+  template <typename T>
+  void wait_for(std::future<T>& f) {
+    const auto give_up = std::chrono::steady_clock::now() + std::chrono::minutes(10);
+    auto ready = [&] { return f.wait_for(std::chrono::seconds(0)) == std::future_status::ready; };
+    while (!step_until(ready, 600000)) {
+      REQUIRE_MESSAGE(std::chrono::steady_clock::now() < give_up, "client calls did not finish");
+    }
+  }
+
   // Reads node i's copy directly (no Raft): rows as "a|b" lines.
   std::string query(unsigned i, const std::string& db, const std::string& sql);
   uint64_t checksum(unsigned i, const std::string& db);
@@ -99,6 +136,8 @@ class FixtureCluster {
   struct raft_fixture f_ {};
   std::vector<std::unique_ptr<Replica>> replicas_;
   std::vector<std::unique_ptr<Executor>> executors_;
+  uv_loop_t loop_{};  // the gateways' sessions
+  std::vector<std::unique_ptr<FixtureGateway>> gateways_;
   std::mutex mu_;
   std::condition_variable cv_;
   uint64_t wakeups_ = 0;

@@ -1,0 +1,88 @@
+// FixtureGateway: the production gateway (Session) and per-database writers
+// (DbWriter) of one FixtureCluster node, so the integration suite runs the
+// path clients use — wire protocol, routing, group commit, proposer, FSM —
+// on libraft's deterministic fixture. Clients are the real blocking Client
+// on one end of a socketpair whose other end is a Session on the cluster's
+// libuv loop. The test thread plays the node's loop thread: poll() runs
+// posted completions, leadership changes and parked requests, as the
+// server's node does on each loop iteration.
+#pragma once
+
+#include <uv.h>
+
+#include <atomic>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "client.h"
+#include "context.h"
+#include "replica.h"
+#include "session.h"
+#include "thread_pool.h"
+#include "writer_pool.h"
+
+namespace sqraft::test {
+
+class FixtureGateway final : public GatewayContext {
+ public:
+  // `raft` and `replica` belong to the cluster; `wake` tells its stepping
+  // thread that there is work for poll().
+  FixtureGateway(struct raft* raft, Replica& replica, uv_loop_t* loop, std::function<void()> wake);
+  ~FixtureGateway() override;
+  FixtureGateway(const FixtureGateway&) = delete;
+  FixtureGateway& operator=(const FixtureGateway&) = delete;
+
+  // Any thread: a new client connection to this node (null if the node
+  // stopped). Use it from another thread than the one stepping the cluster.
+  std::unique_ptr<Client> connect();
+  // Loop thread: what the node's loop does each iteration.
+  void poll();
+  // Loop thread: closes every session and stops the writers and readers.
+  void stop();
+  // Jobs of this node's sessions running on other threads.
+  bool idle() const;
+
+  // GatewayContext.
+  bool post(std::function<void()> fn) override;
+  Metrics& metrics() override { return metrics_; }
+  struct raft* raft() override { return raft_; }
+  bool leader_ready() const override;
+  Vfs& vfs() override { return replica_.vfs(); }
+  ThreadPool& readers() override { return readers_; }
+  DbWriter& writer(const std::string& db) override;
+  Status may_open(const std::string&) override { return Status::Ok(); }
+  const std::atomic<bool>* sql_stopping() const override { return &stopping_; }
+  size_t max_message_bytes() const override { return size_t{64} << 20; }
+  const SqlLimits& sql_limits() const override { return limits_; }
+  uint64_t failure_domain() const override { return 0; }
+  uint64_t weight() const override { return 0; }
+  void set_weight(uint64_t) override {}
+  void reap(Session* s) override;
+  void park(uint64_t session) override { parked_.push_back(session); }
+  void hand_to_raft(uint64_t, const std::string&, uv_stream_t* stream) override;
+
+ private:
+  struct raft* raft_;
+  Replica& replica_;
+  uv_loop_t* loop_;
+  std::function<void()> wake_;
+  Metrics metrics_;
+  SqlLimits limits_;
+  std::atomic<bool> stopping_{false};
+  ThreadPool readers_{2};
+  WriterPool writer_pool_{2};
+  std::map<std::string, std::unique_ptr<DbWriter>> writers_;
+  std::map<uint64_t, std::unique_ptr<Session>> sessions_;
+  uint64_t next_session_ = 1;
+  std::vector<uint64_t> parked_;
+  bool was_leader_ = false;
+  mutable std::mutex mu_;
+  std::vector<std::function<void()>> posted_;  // guarded by mu_
+  bool stopped_ = false;                        // guarded by mu_
+};
+
+}  // namespace sqraft::test
