@@ -8,6 +8,7 @@
 #include <new>
 
 #include "boundary.h"
+#include "db_name.h"
 
 namespace sqraft {
 
@@ -19,14 +20,6 @@ thread_local bool t_opening_system = false;
 
 constexpr int kDeviceCharacteristics =
     SQLITE_IOCAP_POWERSAFE_OVERWRITE | SQLITE_IOCAP_SAFE_APPEND | SQLITE_IOCAP_SEQUENTIAL;
-constexpr const char kWalSuffix[] = "-wal";
-constexpr const char kJournalSuffix[] = "-journal";
-
-bool ends_with(const std::string& s, const char* suffix) {
-  const size_t n = std::strlen(suffix);
-  return s.size() > n && s.compare(s.size() - n, n, suffix) == 0;
-}
-
 }  // namespace
 
 // A file opened through sqraft's VFS (main database or WAL). Temporary files
@@ -314,20 +307,34 @@ Vfs::~Vfs() {
   sqlite3_vfs_unregister(&vfs_);
 }
 
-Status Vfs::validate_name(const std::string& db) {
-  if (db.empty()) return Status::Invalid("database name must not be empty");
-  if (db.size() > 255) return Status::Invalid("database name is longer than 255 bytes");
-  if (db.find('\0') != std::string::npos) return Status::Invalid("database name contains a NUL byte");
-  if (ends_with(db, kWalSuffix) || ends_with(db, kJournalSuffix) || ends_with(db, "-shm")) {
-    return Status::Invalid("database name '" + db + "' ends with a reserved suffix");
-  }
-  return Status::Ok();
-}
+Status Vfs::validate_name(const std::string& db) { return validate_db_name(db); }
 
 std::shared_ptr<Database> Vfs::find(const std::string& db) {
   std::lock_guard lk(mu_);
   auto it = dbs_.find(db);
   return it == dbs_.end() ? nullptr : it->second;
+}
+
+bool Vfs::exists(const std::string& db) { return find(db) != nullptr; }
+
+std::optional<DbImage> Vfs::capture(const std::string& db) {
+  std::shared_ptr<Database> d = find(db);
+  if (!d) return std::nullopt;
+  return d->capture();
+}
+
+size_t Vfs::wal_frames(const std::string& db) {
+  std::shared_ptr<Database> d = find(db);
+  return d ? d->wal_frames() : 0;
+}
+
+std::vector<std::pair<std::string, uint64_t>> Vfs::pending_txns() {
+  std::vector<std::pair<std::string, uint64_t>> out;
+  for (const std::string& name : names()) {
+    std::shared_ptr<Database> d = find(name);
+    if (d && d->pending_txn() != 0) out.emplace_back(name, d->pending_txn());
+  }
+  return out;
 }
 
 size_t Vfs::count() {

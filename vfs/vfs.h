@@ -22,7 +22,9 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "database.h"
@@ -87,11 +89,24 @@ class Vfs {
   // databases. On error nothing changes.
   Status restore(const std::vector<DbImage>& images);
 
-  std::shared_ptr<Database> find(const std::string& db);
+  // What src/ needs of one database, so that Database stays inside vfs/.
+  bool exists(const std::string& db);
+  // The image of `db` (pages and WAL), for DUMP; nullopt if there is none.
+  std::optional<DbImage> capture(const std::string& db);
+  size_t wal_frames(const std::string& db);  // 0 if there is no `db`
+  // Streamed transactions not finished yet: (database, transaction id).
+  std::vector<std::pair<std::string, uint64_t>> pending_txns();
   std::vector<std::string> names();
   size_t count();  // number of databases
 
-  // Checks that a database name is acceptable.
+  // The database itself: for the VFS's own code and white-box tests.
+  std::shared_ptr<Database> find(const std::string& db);
+
+  // The pages of `img` with its WAL folded in (the database as readers see
+  // it), for the state hash of a snapshot.
+  static std::vector<PagePtr> logical_pages(const DbImage& img) { return Database::logical_pages(img); }
+
+  // Checks that a database name is acceptable (db_name.h).
   static Status validate_name(const std::string& db);
 
  private:

@@ -7,6 +7,7 @@
 #include <cassert>
 #include <chrono>
 #include <cstring>
+#include <optional>
 #include <utility>
 
 #include "address.h"
@@ -180,12 +181,14 @@ void Session::handle_transfer(Request& r) {
 void Session::handle_dump(Request& r) {
   std::string name;
   if (!r.body.text(&name)) return malformed(r);
-  std::shared_ptr<Database> database = node_.vfs().find(name);
-  if (!database) return fail(SQLITE_NOTFOUND, "no database named '" + name + "'");
-  start_read_job([this, database, name] {
-    std::vector<uint8_t> msg = files_message(name, database->capture());
-    back_to_loop([this, msg = std::move(msg)]() mutable {
+  if (!node_.vfs().exists(name)) return fail(SQLITE_NOTFOUND, "no database named '" + name + "'");
+  Vfs* vfs = &node_.vfs();
+  start_read_job([this, vfs, name] {
+    std::optional<DbImage> img = vfs->capture(name);
+    std::vector<uint8_t> msg = img ? files_message(name, *img) : std::vector<uint8_t>();
+    back_to_loop([this, name, msg = std::move(msg)]() mutable {
       if (!job_finished()) return;
+      if (msg.empty()) return fail(SQLITE_NOTFOUND, "no database named '" + name + "'");
       send(std::move(msg));
       done();
     });

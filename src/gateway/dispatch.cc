@@ -12,6 +12,7 @@
 
 #include "rows_encoder.h"
 #include "session_limits.h"
+#include "db_name.h"
 #include "vfs.h"
 
 namespace sqraft {
@@ -226,7 +227,7 @@ void Session::handle_open(Request& r) {
   if (!r.body.text(&name) || !r.body.u64(&flags) || !r.body.text(&vfs_name)) return malformed(r);
   if (!node_.leader_ready()) return fail(Status::NotLeader());
   if (!wire::valid_utf8(name)) return fail(SQLITE_CANTOPEN, "database name is not valid UTF-8");
-  if (Status s = Vfs::validate_name(name); !s.ok()) return fail(SQLITE_CANTOPEN, s.message());
+  if (Status s = validate_db_name(name); !s.ok()) return fail(SQLITE_CANTOPEN, s.message());
   for (auto& [id, d] : dbs_) {
     if (d.name == name) return send_db(id);
   }

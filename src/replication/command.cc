@@ -5,7 +5,7 @@
 
 #include "byte_order.h"
 #include "command.pb.h"
-#include "vfs.h"
+#include "db_name.h"
 #include "wal_format.h"
 
 namespace sqraft {
@@ -39,7 +39,7 @@ void encode_frames(const FramesBatch& b, proto::Frames* out) {
 }
 
 Status check_db_name(const std::string& db) {
-  return Vfs::validate_name(db).with_context("malformed command");
+  return validate_db_name(db).with_context("malformed command");
 }
 
 Status check_page_size(uint32_t page_size) {

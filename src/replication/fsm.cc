@@ -102,7 +102,7 @@ int Fsm::snapshot_async(struct raft_fsm* raw, struct raft_buffer* bufs[], unsign
     // While every page passes through here anyway, check the content against
     // the incrementally tracked checksum: silent local corruption shows up.
     for (const DbImage& img : p->images) {
-      const std::vector<PagePtr> pages = Database::logical_pages(img);
+      const std::vector<PagePtr> pages = Vfs::logical_pages(img);
       StateHash h(img.page_size);
       h.rebuild(uint32_t(pages.size()), [&](uint32_t pg) { return pages[pg - 1].get(); });
       if (h.value() != img.checksum) {

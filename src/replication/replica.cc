@@ -278,8 +278,7 @@ void Replica::diverged(const Status& status) {
 
 void Replica::committed(const std::string& db) {
   if (!writes_allowed_) return;
-  std::shared_ptr<Database> d = vfs_->find(db);
-  if (!d || d->wal_frames() < options_.checkpoint_threshold_frames) return;
+  if (vfs_->wal_frames(db) < options_.checkpoint_threshold_frames) return;
   checkpoint(db);
 }
 
@@ -336,10 +335,7 @@ void Replica::barrier_done(raft_term term, int status) {
   if (raft_state(raft_) != RAFT_LEADER || raft_->current_term != term) return;
   ready_term_ = term;
   // Transactions an earlier leader streamed but never finished are dropped.
-  for (const std::string& name : vfs_->names()) {
-    std::shared_ptr<Database> db = vfs_->find(name);
-    if (db && db->pending_txn() != 0) undo(name, db->pending_txn());
-  }
+  for (const auto& [name, txn] : vfs_->pending_txns()) undo(name, txn);
   writes_allowed_ = true;
 }
 

@@ -101,7 +101,7 @@ DbWriter& NodeImpl::writer(const std::string& db) {
 }
 
 Status NodeImpl::may_open(const std::string& db) {
-  if (writers_.count(db) != 0 || vfs().find(db) != nullptr) return Status::Ok();
+  if (writers_.count(db) != 0 || vfs().exists(db)) return Status::Ok();
   const size_t have = std::max(writers_.size(), vfs().count());
   if (have < options_.max_databases) return Status::Ok();
   return Status::Error(SQLITE_CANTOPEN, "cannot create database '" + db + "': the node holds " + std::to_string(have) +
