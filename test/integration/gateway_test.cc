@@ -241,6 +241,16 @@ void random_workload(unsigned nodes, int phases, int per_phase, uint32_t seed) {
   CHECK(acked > size_t(phases * per_phase) * dbs.size() / 2);
 }
 
+// Opens "app" on `cl` and runs `create` there; the database's id.
+uint32_t open_with_table(FixtureCluster& c, Client& cl, const std::string& create) {
+  return c.run_client([&] {
+    auto db = cl.open("app");
+    REQUIRE(db.ok());
+    REQUIRE(cl.exec(db.value(), create).ok());
+    return db.value();
+  });
+}
+
 }  // namespace
 
 TEST_CASE("gateway on the fixture: random workload on 3 nodes stays identical, no acknowledged write lost") {
@@ -258,12 +268,7 @@ TEST_CASE("gateway on the fixture: a leader lost in the middle of a streamed cli
   const unsigned l = c.wait_leader();
   REQUIRE(l < c.size());
   std::unique_ptr<Client> cl = c.client(l);
-  const uint32_t d = c.run_client([&] {
-    auto db = cl->open("app");
-    REQUIRE(db.ok());
-    REQUIRE(cl->exec(db.value(), "CREATE TABLE big(id INTEGER PRIMARY KEY, v BLOB)").ok());
-    return db.value();
-  });
+  const uint32_t d = open_with_table(c, *cl, "CREATE TABLE big(id INTEGER PRIMARY KEY, v BLOB)");
   REQUIRE(c.settle());
   // BEGIN and 300 rows of 2 KB: past the spill threshold the writer streams
   // pieces of the open transaction to the followers.
@@ -323,12 +328,7 @@ TEST_CASE("gateway on the fixture: a follower that fell behind catches up by sna
   const unsigned l = c.wait_leader();
   REQUIRE(l < c.size());
   std::unique_ptr<Client> cl = c.client(l);
-  const uint32_t d = c.run_client([&] {
-    auto db = cl->open("app");
-    REQUIRE(db.ok());
-    REQUIRE(cl->exec(db.value(), "CREATE TABLE t(x, y)").ok());
-    return db.value();
-  });
+  const uint32_t d = open_with_table(c, *cl, "CREATE TABLE t(x, y)");
   REQUIRE(c.settle());
   const unsigned f = (l + 1) % c.size();
   c.kill(f);

@@ -101,11 +101,6 @@ void FixtureGateway::poll() {
   parked_.swap(still);
 }
 
-bool FixtureGateway::idle() const {
-  std::lock_guard lk(mu_);
-  return posted_.empty();
-}
-
 void FixtureGateway::stop() {
   {
     std::lock_guard lk(mu_);

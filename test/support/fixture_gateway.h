@@ -43,8 +43,6 @@ class FixtureGateway final : public GatewayContext {
   void poll();
   // Loop thread: closes every session and stops the writers and readers.
   void stop();
-  // Jobs of this node's sessions running on other threads.
-  bool idle() const;
 
   // GatewayContext.
   bool post(std::function<void()> fn) override;
