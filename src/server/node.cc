@@ -80,7 +80,7 @@ bool NodeImpl::post(std::function<void()> fn) {
 }
 
 bool NodeImpl::leader_ready() const {
-  return raft_ready_ && raft_state(const_cast<struct raft*>(&raft_)) == RAFT_LEADER && replica_->leader_ready();
+  return raft_ready_ && raft_state(const_cast<struct raft*>(&raft_)) == RAFT_LEADER && proposer_->leader_ready();
 }
 
 DbWriter& NodeImpl::writer(const std::string& db) {
@@ -232,16 +232,16 @@ Status NodeImpl::init_raft() {
   // libraft 0.15's libuv backend implements async_work (snapshots encoded on
   // libuv's thread pool) but still reports interface version 1.
   if (io_.version < 2 && io_.async_work != nullptr) io_.version = 2;
-  Replica::Options ro;
+  Proposer::Options ro;
   ro.vfs_name = "sqraft-node-" + std::to_string(options_.id) + "-" + std::to_string(reinterpret_cast<uintptr_t>(this));
   ro.page_size = options_.page_size;
   ro.spill_threshold_bytes = options_.spill_threshold_bytes;
   ro.checkpoint_threshold_frames = options_.checkpoint_threshold_frames;
   ro.metrics = &metrics_;
-  Result<std::unique_ptr<Replica>> replica = Replica::create(ro);
-  if (!replica.ok()) return replica.status();
-  replica_ = std::move(replica).value();
-  replica_->on_fatal([this](const Status& why) {
+  Result<std::unique_ptr<Proposer>> proposer = Proposer::create(ro);
+  if (!proposer.ok()) return proposer.status();
+  proposer_ = std::move(proposer).value();
+  proposer_->on_fatal([this](const Status& why) {
     // Silent divergence is the worst failure a replicated database can have:
     // stop serving at once, loudly, and leave the data for inspection.
     spdlog::critical("node {}: stopping: {}", options_.id, why.message());
@@ -252,7 +252,7 @@ Status NodeImpl::init_raft() {
     uv_async_send(&async_);
     if (options_.on_fatal) options_.on_fatal(why);
   });
-  rv = raft_init(&raft_, &io_, replica_->raft_fsm(), options_.id, options_.address.c_str());
+  rv = raft_init(&raft_, &io_, proposer_->raft_fsm(), options_.id, options_.address.c_str());
   if (rv != 0) return Status::Internal(std::string("raft init: ") + raft_errmsg(&raft_));
   raft_ready_ = true;
   const unsigned latency = std::max(1u, options_.network_latency_ms);
@@ -299,7 +299,7 @@ Status NodeImpl::init_raft() {
   const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   catch_up_index_ = raft_last_index(&raft_);
   spdlog::info("loaded snapshot and log in {:.1f} ms (snapshot at {}, last index {}, {} databases)", ms,
-               raft_.log.snapshot.last_index, catch_up_index_, replica_->vfs().names().size());
+               raft_.log.snapshot.last_index, catch_up_index_, proposer_->vfs().names().size());
   return Status::Ok();
 }
 
@@ -368,7 +368,7 @@ Status NodeImpl::start() {
   std::promise<void> running;
   auto running_f = running.get_future();
   thread_ = std::thread([this, &running] {
-    replica_->attach(&raft_, [this] { uv_async_send(&async_); });
+    proposer_->attach(&raft_, [this] { uv_async_send(&async_); });
     running.set_value();
     loop_main();
   });
@@ -434,7 +434,7 @@ void NodeImpl::accept_connection(uv_stream_t* server, int status) {
 
 void NodeImpl::on_poll() {
   if (shutting_down_) return;
-  replica_->poll();
+  proposer_->poll();
   const bool is_leader = raft_state(&raft_) == RAFT_LEADER;
   leader = is_leader;
   if (was_leader_ && !is_leader) {
@@ -468,7 +468,7 @@ void NodeImpl::begin_shutdown() {
     listener_ = nullptr;
     if (!socket_file_.empty()) ::unlink(socket_file_.c_str());  // the next start binds it again
   }
-  replica_->shutdown();
+  proposer_->shutdown();
   for (auto& [id, s] : sessions_) s->close("node stopping");
   uv_timer_stop(&timer_);
   raft_close(&raft_, [](struct raft* r) {
@@ -504,7 +504,7 @@ Status NodeImpl::stop() {
   raft_uv_close(&io_);
   uv_run(&loop_, UV_RUN_DEFAULT);
   uv_loop_close(&loop_);
-  replica_.reset();
+  proposer_.reset();
   transport_.reset();
   spdlog::info("node {} stopped", options_.id);
   return Status::Ok();

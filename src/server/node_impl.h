@@ -20,7 +20,7 @@
 #include "metrics_server.h"
 #include "node.h"
 #include "raft_api.h"
-#include "replica.h"
+#include "proposer.h"
 #include "thread_pool.h"
 #include "transport.h"
 #include "writer_pool.h"
@@ -39,7 +39,7 @@ class NodeImpl final : public GatewayContext {
   Metrics& metrics() override { return metrics_; }
   struct raft* raft() override { return &raft_; }
   bool leader_ready() const override;
-  Vfs& vfs() override { return replica_->vfs(); }
+  Vfs& vfs() override { return proposer_->vfs(); }
   ThreadPool& readers() override { return *readers_; }
   DbWriter& writer(const std::string& db) override;
   Status may_open(const std::string& db) override;
@@ -55,7 +55,7 @@ class NodeImpl final : public GatewayContext {
     transport_->accept(peer_id, address, stream);
   }
 
-  Replica& replica() { return *replica_; }
+  Proposer& proposer() { return *proposer_; }
   const NodeOptions& options() const { return options_; }
   // The /metrics page: state read on the loop thread (waits up to 2 s).
   // Any thread but the loop's.
@@ -88,7 +88,7 @@ class NodeImpl final : public GatewayContext {
   uv_prepare_t prepare_{};
   uv_timer_t timer_{};
   std::thread thread_;
-  std::unique_ptr<Replica> replica_;
+  std::unique_ptr<Proposer> proposer_;
   std::unique_ptr<Transport> transport_;
   struct raft_io io_ {};
   struct raft raft_ {};

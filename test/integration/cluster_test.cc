@@ -51,7 +51,7 @@ TEST_CASE("cluster: a leader partitioned before its commit replicates leaves no 
   unsigned nl = c.size();
   REQUIRE(c.step_until([&] {
     for (unsigned i = 0; i < c.size(); i++) {
-      if (i != l && c.replica(i).leader_ready()) nl = i;
+      if (i != l && c.proposer(i).leader_ready()) nl = i;
     }
     return nl < c.size();
   }));
@@ -85,7 +85,7 @@ TEST_CASE("cluster: a leader killed after its commit reached the followers") {
   unsigned nl = c.size();
   REQUIRE(c.step_until([&] {
     for (unsigned i = 0; i < c.size(); i++) {
-      if (i != l && c.replica(i).leader_ready()) nl = i;
+      if (i != l && c.proposer(i).leader_ready()) nl = i;
     }
     return nl < c.size();
   }));
@@ -113,7 +113,7 @@ TEST_CASE("cluster: checkpoints empty every WAL; snapshots before and after rest
   const uint32_t frames_before = c.vfs(l).find("app")->wal_frames();
   REQUIRE(frames_before > 20);
   std::vector<DbImage> before = c.vfs(l).capture();
-  c.replica(l).checkpoint("app");
+  c.proposer(l).checkpoint("app");
   REQUIRE(c.settle());
   for (unsigned i = 0; i < c.size(); i++) {
     CHECK_MESSAGE(c.vfs(i).find("app")->unfolded_frames() == 0, "node " << i);
@@ -184,7 +184,7 @@ TEST_CASE("cluster: corrupt commands are skipped on every node without harm") {
   REQUIRE(c.settle());
   CHECK(c.compare("app", "SELECT * FROM t") == "");
   for (unsigned i = 0; i < c.size(); i++) {
-    CHECK(!c.replica(i).diverged());
+    CHECK(!c.proposer(i).diverged());
     CHECK(c.vfs(i).find("nope") == nullptr);
   }
 }
@@ -195,7 +195,7 @@ TEST_CASE("cluster: a damaged snapshot is refused and the node's state is untouc
   REQUIRE(c.exec(l, "app", "CREATE TABLE t(x); INSERT INTO t VALUES(1),(2)").ok());
   REQUIRE(c.settle());
   // Take a snapshot through the FSM callbacks, as Raft does.
-  struct raft_fsm* fsm = c.replica(l).raft_fsm();
+  struct raft_fsm* fsm = c.proposer(l).raft_fsm();
   struct raft_buffer* bufs = nullptr;
   unsigned n = 0;
   REQUIRE(fsm->snapshot(fsm, &bufs, &n) == 0);
@@ -209,7 +209,7 @@ TEST_CASE("cluster: a damaged snapshot is refused and the node's state is untouc
   REQUIRE(c.exec(l, "app", "INSERT INTO t VALUES(3)").ok());
   REQUIRE(c.settle());
   const uint64_t sum = c.checksum(f, "app");
-  struct raft_fsm* ffsm = c.replica(f).raft_fsm();
+  struct raft_fsm* ffsm = c.proposer(f).raft_fsm();
   for (size_t at : {size_t(3), size_t(20), bytes.size() / 2, bytes.size() - 1}) {
     std::vector<uint8_t> bad = bytes;
     bad[at] ^= 0x10;
@@ -236,13 +236,13 @@ TEST_CASE("cluster: a follower whose state differs stops with a divergence error
   const unsigned good = (l + 2) % c.size();
   c.vfs(bad).find("app")->perturb_state_hash_for_testing();
   REQUIRE(c.exec(l, "app", "INSERT INTO t VALUES(1)").ok());
-  REQUIRE(c.step_until([&] { return c.replica(bad).diverged(); }));
-  const std::string msg = c.replica(bad).divergence().message();
+  REQUIRE(c.step_until([&] { return c.proposer(bad).diverged(); }));
+  const std::string msg = c.proposer(bad).divergence().message();
   CHECK(msg.find("state divergence") != std::string::npos);
   CHECK(msg.find("db 'app'") != std::string::npos);
   CHECK(c.query(bad, "app", "SELECT count(*) FROM t") == "0");  // the commit was not applied there
-  CHECK(!c.replica(l).diverged());
-  CHECK(!c.replica(good).diverged());
+  CHECK(!c.proposer(l).diverged());
+  CHECK(!c.proposer(good).diverged());
   c.kill(bad);  // what the node does on its own: stop
   REQUIRE(c.exec(l, "app", "INSERT INTO t VALUES(2)").ok());
   REQUIRE(c.settle());
@@ -254,13 +254,13 @@ TEST_CASE("cluster: followers fed a wrong checksum stop; the leader does not") {
   const unsigned l = c.wait_leader();
   REQUIRE(c.exec(l, "app", "CREATE TABLE t(x)").ok());
   REQUIRE(c.settle());
-  c.replica(l).corrupt_next_checksum_for_testing();
+  c.proposer(l).corrupt_next_checksum_for_testing();
   REQUIRE(c.exec(l, "app", "INSERT INTO t VALUES(1)").ok());
   REQUIRE(c.step_until([&] {
     for (unsigned i = 0; i < c.size(); i++) {
-      if (i != l && !c.replica(i).diverged()) return false;
+      if (i != l && !c.proposer(i).diverged()) return false;
     }
     return true;
   }));
-  CHECK(!c.replica(l).diverged());
+  CHECK(!c.proposer(l).diverged());
 }

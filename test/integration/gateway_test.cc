@@ -218,7 +218,7 @@ void random_workload(unsigned nodes, int phases, int per_phase, uint32_t seed) {
       c.isolate(l);
       REQUIRE(c.step_until([&] {
         for (unsigned i = 0; i < c.size(); i++) {
-          if (i != l && c.replica(i).leader_ready()) return true;
+          if (i != l && c.proposer(i).leader_ready()) return true;
         }
         return false;
       }));
@@ -289,7 +289,7 @@ TEST_CASE("gateway on the fixture: a leader lost in the middle of a streamed cli
   unsigned nl = c.size();
   REQUIRE(c.step_until([&] {
     for (unsigned i = 0; i < c.size(); i++) {
-      if (i != l && c.replica(i).leader_ready()) nl = i;
+      if (i != l && c.proposer(i).leader_ready()) nl = i;
     }
     return nl < c.size();
   }));
@@ -340,10 +340,10 @@ TEST_CASE("gateway on the fixture: a follower that fell behind catches up by sna
     return Status::Ok();
   });
   REQUIRE_MESSAGE(s.ok(), s.to_string());
-  CHECK(c.replica(l).fsm().snapshots_taken() > 0);
+  CHECK(c.proposer(l).fsm().snapshots_taken() > 0);
   c.revive(f);
   REQUIRE(c.settle());
-  CHECK(c.replica(f).fsm().snapshots_restored() >= 1);
+  CHECK(c.proposer(f).fsm().snapshots_restored() >= 1);
   CHECK(c.compare("app", "SELECT x, hex(y) FROM t ORDER BY x") == "");
   // Reads through the gateway see it all, and ordinary commits follow.
   const std::string rows = c.run_client([&] {

@@ -18,17 +18,17 @@ FixtureCluster::FixtureCluster(Options options) : options_(options) {
   REQUIRE(raft_fixture_initialize(&f_) == 0);
   const int seq = g_cluster_seq++;
   for (unsigned i = 0; i < options_.n; i++) {
-    Replica::Options ro;
+    Proposer::Options ro;
     ro.vfs_name = "fixture-" + std::to_string(seq) + "-node-" + std::to_string(i + 1);
     ro.spill_threshold_bytes = options_.spill_threshold_bytes;
     ro.checkpoint_threshold_frames = options_.checkpoint_threshold_frames;
-    auto r = Replica::create(ro);
+    auto r = Proposer::create(ro);
     REQUIRE_MESSAGE(r.ok(), r.status().to_string());
-    replicas_.push_back(std::move(r).value());
+    proposers_.push_back(std::move(r).value());
     // libraft 0.15's in-memory I/O has no async_work, so raft_init would
     // refuse an FSM with snapshot_async. Grow without it, then give the I/O an
     // async_work that really runs the work on another thread.
-    struct raft_fsm* fsm = replicas_.back()->raft_fsm();
+    struct raft_fsm* fsm = proposers_.back()->raft_fsm();
     auto snapshot_async = fsm->snapshot_async;
     fsm->snapshot_async = nullptr;
     REQUIRE(raft_fixture_grow(&f_, fsm) == 0);
@@ -50,10 +50,10 @@ FixtureCluster::FixtureCluster(Options options) : options_(options) {
   REQUIRE(raft_fixture_start(&f_) == 0);
   REQUIRE(uv_loop_init(&loop_) == 0);
   for (unsigned i = 0; i < options_.n; i++) {
-    replicas_[i]->attach(raft_fixture_get(&f_, i), [this] { wake(); });
-    executors_.push_back(std::make_unique<Executor>(replicas_[i]->vfs()));
+    proposers_[i]->attach(raft_fixture_get(&f_, i), [this] { wake(); });
+    executors_.push_back(std::make_unique<Executor>(proposers_[i]->vfs()));
     gateways_.push_back(
-        std::make_unique<FixtureGateway>(raft_fixture_get(&f_, i), *replicas_[i], &loop_, [this] { wake(); }));
+        std::make_unique<FixtureGateway>(raft_fixture_get(&f_, i), *proposers_[i], &loop_, [this] { wake(); }));
   }
 }
 
@@ -63,7 +63,7 @@ FixtureCluster::~FixtureCluster() {
   for (auto& w : work_) w.cb(w.req, w.result.get());
   work_.clear();
   // Fail waiting writers first so executor and writer threads can finish.
-  for (auto& r : replicas_) r->shutdown();
+  for (auto& r : proposers_) r->shutdown();
   for (auto& g : gateways_) g->stop();
   for (auto& e : executors_) e->stop();
   raft_fixture_close(&f_);
@@ -73,7 +73,7 @@ FixtureCluster::~FixtureCluster() {
   }
   gateways_.clear();
   executors_.clear();
-  replicas_.clear();
+  proposers_.clear();
   uv_run(&loop_, UV_RUN_NOWAIT);
   (void)uv_loop_close(&loop_);  // UV_EBUSY only if a test leaked a handle: nothing to do then
 }
@@ -101,7 +101,7 @@ int FixtureCluster::async_work(struct raft_io* io, struct raft_io_async_work* re
 void FixtureCluster::poll_all() {
   uv_run(&loop_, UV_RUN_NOWAIT);
   for (auto& g : gateways_) g->poll();
-  for (auto& r : replicas_) r->poll();
+  for (auto& r : proposers_) r->poll();
   for (size_t i = 0; i < work_.size();) {
     if (work_[i].result.wait_for(std::chrono::seconds(0)) == std::future_status::ready) {
       AsyncWork w = std::move(work_[i]);
@@ -127,7 +127,7 @@ bool FixtureCluster::step_until(const std::function<bool()>& cond, unsigned max_
     if (cond()) return true;
     if (raft_fixture_time(&f_) > deadline || std::chrono::steady_clock::now() > wall_deadline) return false;
     bool proposals = false;
-    for (auto& r : replicas_) proposals = proposals || r->busy();
+    for (auto& r : proposers_) proposals = proposals || r->busy();
     if (!proposals) {
       // Nothing waits for the cluster. If jobs or snapshot encodings are
       // running, their threads are computing in real time: let them post work
@@ -154,7 +154,7 @@ unsigned FixtureCluster::wait_leader(unsigned max_ms) {
   step_until(
       [&] {
         for (unsigned i = 0; i < size(); i++) {
-          if (alive(i) && replicas_[i]->leader_ready()) {
+          if (alive(i) && proposers_[i]->leader_ready()) {
             found = i;
             return true;
           }
@@ -177,9 +177,9 @@ bool FixtureCluster::settle(unsigned max_ms) {
         if (raft_last_index(raft(l)) != target) return false;
         for (unsigned i = 0; i < size(); i++) {
           if (alive(i) && raft_last_applied(raft(i)) < target) return false;
-          if (alive(i) && replicas_[i]->busy()) return false;
+          if (alive(i) && proposers_[i]->busy()) return false;
         }
-        for (auto& r : replicas_) {
+        for (auto& r : proposers_) {
           for (const std::string& name : r->vfs().names()) {
             if (r->vfs().find(name)->has_deferred()) return false;
           }
@@ -217,7 +217,7 @@ Result<ExecResult> FixtureCluster::exec(unsigned node, const std::string& db, st
       state += " [node " + std::to_string(i) + (alive(i) ? "" : " dead") + " state=" + std::to_string(raft_state(r)) +
                " term=" + std::to_string(r->current_term) + " last=" + std::to_string(raft_last_index(r)) +
                " commit=" + std::to_string(r->commit_index) + " applied=" + std::to_string(raft_last_applied(r)) +
-               " busy=" + std::to_string(replicas_[i]->busy());
+               " busy=" + std::to_string(proposers_[i]->busy());
       if (auto d = vfs(i).find(db)) state += " " + d->debug_state();
       state += "]";
     }

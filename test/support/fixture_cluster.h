@@ -22,7 +22,7 @@ extern "C" {
 
 #include "support/executor.h"
 #include "support/fixture_gateway.h"
-#include "replica.h"
+#include "proposer.h"
 #include "support/sql.h"
 
 namespace sqraft::test {
@@ -48,9 +48,9 @@ class FixtureCluster {
   FixtureCluster(const FixtureCluster&) = delete;
   FixtureCluster& operator=(const FixtureCluster&) = delete;
 
-  unsigned size() const { return unsigned(replicas_.size()); }
-  Replica& replica(unsigned i) { return *replicas_[i]; }
-  Vfs& vfs(unsigned i) { return replicas_[i]->vfs(); }
+  unsigned size() const { return unsigned(proposers_.size()); }
+  Proposer& proposer(unsigned i) { return *proposers_[i]; }
+  Vfs& vfs(unsigned i) { return proposers_[i]->vfs(); }
   struct raft* raft(unsigned i) { return raft_fixture_get(&f_, i); }
   struct raft_fixture* fixture() { return &f_; }
 
@@ -134,7 +134,7 @@ class FixtureCluster {
 
   Options options_;
   struct raft_fixture f_ {};
-  std::vector<std::unique_ptr<Replica>> replicas_;
+  std::vector<std::unique_ptr<Proposer>> proposers_;
   std::vector<std::unique_ptr<Executor>> executors_;
   uv_loop_t loop_{};  // the gateways' sessions
   std::vector<std::unique_ptr<FixtureGateway>> gateways_;

@@ -8,8 +8,8 @@
 
 namespace sqraft::test {
 
-FixtureGateway::FixtureGateway(struct raft* raft, Replica& replica, uv_loop_t* loop, std::function<void()> wake)
-    : raft_(raft), replica_(replica), loop_(loop), wake_(std::move(wake)) {}
+FixtureGateway::FixtureGateway(struct raft* raft, Proposer& proposer, uv_loop_t* loop, std::function<void()> wake)
+    : raft_(raft), proposer_(proposer), loop_(loop), wake_(std::move(wake)) {}
 
 FixtureGateway::~FixtureGateway() { stop(); }
 
@@ -52,7 +52,7 @@ bool FixtureGateway::post(std::function<void()> fn) {
 }
 
 bool FixtureGateway::leader_ready() const {
-  return raft_state(raft_) == RAFT_LEADER && replica_.leader_ready();
+  return raft_state(raft_) == RAFT_LEADER && proposer_.leader_ready();
 }
 
 DbWriter& FixtureGateway::writer(const std::string& db) {

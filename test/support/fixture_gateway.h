@@ -20,7 +20,7 @@
 
 #include "client.h"
 #include "context.h"
-#include "replica.h"
+#include "proposer.h"
 #include "session.h"
 #include "thread_pool.h"
 #include "writer_pool.h"
@@ -29,9 +29,9 @@ namespace sqraft::test {
 
 class FixtureGateway final : public GatewayContext {
  public:
-  // `raft` and `replica` belong to the cluster; `wake` tells its stepping
+  // `raft` and `proposer` belong to the cluster; `wake` tells its stepping
   // thread that there is work for poll().
-  FixtureGateway(struct raft* raft, Replica& replica, uv_loop_t* loop, std::function<void()> wake);
+  FixtureGateway(struct raft* raft, Proposer& proposer, uv_loop_t* loop, std::function<void()> wake);
   ~FixtureGateway() override;
   FixtureGateway(const FixtureGateway&) = delete;
   FixtureGateway& operator=(const FixtureGateway&) = delete;
@@ -49,7 +49,7 @@ class FixtureGateway final : public GatewayContext {
   Metrics& metrics() override { return metrics_; }
   struct raft* raft() override { return raft_; }
   bool leader_ready() const override;
-  Vfs& vfs() override { return replica_.vfs(); }
+  Vfs& vfs() override { return proposer_.vfs(); }
   ThreadPool& readers() override { return readers_; }
   DbWriter& writer(const std::string& db) override;
   Status may_open(const std::string&) override { return Status::Ok(); }
@@ -65,7 +65,7 @@ class FixtureGateway final : public GatewayContext {
 
  private:
   struct raft* raft_;
-  Replica& replica_;
+  Proposer& proposer_;
   uv_loop_t* loop_;
   std::function<void()> wake_;
   Metrics metrics_;

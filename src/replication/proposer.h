@@ -1,4 +1,4 @@
-// Replica: the glue between one node's VFS and its Raft instance.
+// Proposer: the glue between one node's VFS and its Raft instance.
 //
 // It implements the VFS's ReplicationHooks (writers on their own threads ask
 // for their frames to be replicated and wait) and the FSM's observer (the loop
@@ -33,7 +33,7 @@
 
 namespace sqraft {
 
-class Replica final : public ReplicationHooks, public FsmObserver {
+class Proposer final : public ReplicationHooks, public FsmObserver {
  public:
   struct Options {
     std::string vfs_name;  // unique in the process
@@ -41,11 +41,11 @@ class Replica final : public ReplicationHooks, public FsmObserver {
     size_t spill_threshold_bytes = size_t{8} << 20;
     // The leader asks for a Checkpoint once a database's WAL has this many frames.
     uint32_t checkpoint_threshold_frames = 1000;
-    Metrics* metrics = nullptr;  // counters to bump (may be null; must outlive the Replica)
+    Metrics* metrics = nullptr;  // counters to bump (may be null; must outlive the Proposer)
   };
 
-  static Result<std::unique_ptr<Replica>> create(Options options);
-  ~Replica() override;
+  static Result<std::unique_ptr<Proposer>> create(Options options);
+  ~Proposer() override;
 
   Vfs& vfs() { return *vfs_; }
   Fsm& fsm() { return *fsm_; }
@@ -101,17 +101,17 @@ class Replica final : public ReplicationHooks, public FsmObserver {
   };
   struct Proposal {
     struct raft_apply req;
-    Replica* self = nullptr;
+    Proposer* self = nullptr;
     uint64_t id = 0;
     std::string checkpoint_db;  // a Checkpoint proposal: clear the in-flight mark
     std::shared_ptr<Waiter> waiter;  // null: nobody waits
   };
 
-  explicit Replica(Options options);
+  explicit Proposer(Options options);
   Status propose_and_wait(Command cmd);
   void propose_async(Command cmd);
   std::unique_ptr<Proposal> make_proposal(Command& cmd, std::string* encoded);
-  // Queues `fn` for the loop thread; false once the replica is stopping.
+  // Queues `fn` for the loop thread; false once the proposer is stopping.
   bool post(std::function<void()> fn);
   void submit(std::unique_ptr<Proposal> p, std::string encoded);  // loop thread
   static void apply_cb(struct raft_apply* req, int status, void* result);

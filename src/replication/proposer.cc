@@ -1,4 +1,4 @@
-#include "replica.h"
+#include "proposer.h"
 
 #include <spdlog/spdlog.h>
 
@@ -32,7 +32,7 @@ Status status_from_raft(int rv, const char* what) {
 
 }  // namespace
 
-void Replica::Waiter::complete(const Status& s) {
+void Proposer::Waiter::complete(const Status& s) {
   std::lock_guard lk(mu);
   if (done) return;
   status = s;
@@ -40,20 +40,20 @@ void Replica::Waiter::complete(const Status& s) {
   cv.notify_all();
 }
 
-Status Replica::Waiter::wait() {
+Status Proposer::Waiter::wait() {
   std::unique_lock lk(mu);
   cv.wait(lk, [&] { return done; });
   return status;
 }
 
-Replica::Replica(Options options) : options_(std::move(options)) {
+Proposer::Proposer(Options options) : options_(std::move(options)) {
   std::random_device rd;
   next_proposal_id_ = (uint64_t(rd()) << 32 | rd()) & ~(uint64_t{0xffff} << 48);
   if (next_proposal_id_ == 0) next_proposal_id_ = 1;
 }
 
-Result<std::unique_ptr<Replica>> Replica::create(Options options) {
-  std::unique_ptr<Replica> self(new Replica(options));
+Result<std::unique_ptr<Proposer>> Proposer::create(Options options) {
+  std::unique_ptr<Proposer> self(new Proposer(options));
   Vfs::Options vo;
   vo.name = options.vfs_name;
   vo.page_size = options.page_size;
@@ -66,30 +66,30 @@ Result<std::unique_ptr<Replica>> Replica::create(Options options) {
   return self;
 }
 
-Replica::~Replica() {
+Proposer::~Proposer() {
   // Writers must be gone; fail anything still registered so nobody waits forever.
   for (auto& [id, p] : inflight_) {
     if (p->waiter) p->waiter->complete(Status::LeadershipLost("node destroyed"));
   }
 }
 
-void Replica::attach(struct raft* raft, std::function<void()> wake_loop) {
+void Proposer::attach(struct raft* raft, std::function<void()> wake_loop) {
   raft_ = raft;
   wake_loop_ = std::move(wake_loop);
   loop_thread_ = std::this_thread::get_id();
 }
 
-Status Replica::divergence() const {
+Status Proposer::divergence() const {
   if (!diverged_.load()) return Status::Ok();
   return divergence_;
 }
 
-bool Replica::busy() const {
+bool Proposer::busy() const {
   std::lock_guard lk(post_mu_);
   return !posted_.empty() || !inflight_.empty() || vfs_work_.load();
 }
 
-bool Replica::post(std::function<void()> fn) {
+bool Proposer::post(std::function<void()> fn) {
   {
     std::lock_guard lk(post_mu_);
     // Once shutdown() has drained the queue nothing would ever run this.
@@ -100,12 +100,12 @@ bool Replica::post(std::function<void()> fn) {
   return true;
 }
 
-void Replica::wake() {
+void Proposer::wake() {
   vfs_work_ = true;
   if (wake_loop_) wake_loop_();
 }
 
-void Replica::poll() {
+void Proposer::poll() {
   std::vector<std::function<void()>> fns;
   {
     std::lock_guard lk(post_mu_);
@@ -116,7 +116,7 @@ void Replica::poll() {
   update_leadership();
 }
 
-void Replica::shutdown() {
+void Proposer::shutdown() {
   std::vector<std::function<void()>> fns;
   {
     std::lock_guard lk(post_mu_);
@@ -132,7 +132,7 @@ void Replica::shutdown() {
 
 // ---- proposals -------------------------------------------------------------
 
-std::unique_ptr<Replica::Proposal> Replica::make_proposal(Command& cmd, std::string* encoded) {
+std::unique_ptr<Proposer::Proposal> Proposer::make_proposal(Command& cmd, std::string* encoded) {
   auto p = std::make_unique<Proposal>();
   p->self = this;
   p->id = next_proposal_id_.fetch_add(1);
@@ -141,7 +141,7 @@ std::unique_ptr<Replica::Proposal> Replica::make_proposal(Command& cmd, std::str
   return p;
 }
 
-Status Replica::propose_and_wait(Command cmd) {
+Status Proposer::propose_and_wait(Command cmd) {
   if (on_loop_thread()) return Status::Internal("a write cannot wait for Raft on the loop thread");
   if (stopping_ || diverged_) return Status::LeadershipLost("leadership lost: node is shutting down");
   std::string encoded;
@@ -156,7 +156,7 @@ Status Replica::propose_and_wait(Command cmd) {
   return waiter->wait();
 }
 
-void Replica::propose_async(Command cmd) {
+void Proposer::propose_async(Command cmd) {
   std::string encoded;
   std::unique_ptr<Proposal> p = make_proposal(cmd, &encoded);
   if (const auto* c = std::get_if<CheckpointCommand>(&cmd.body)) p->checkpoint_db = c->db;
@@ -170,7 +170,7 @@ void Replica::propose_async(Command cmd) {
   }
 }
 
-void Replica::submit(std::unique_ptr<Proposal> p, std::string encoded) {
+void Proposer::submit(std::unique_ptr<Proposal> p, std::string encoded) {
   auto fail = [&](const Status& s) {
     if (p->waiter) p->waiter->complete(s);
     if (!p->checkpoint_db.empty()) checkpoints_inflight_.erase(p->checkpoint_db);
@@ -207,10 +207,10 @@ void Replica::submit(std::unique_ptr<Proposal> p, std::string encoded) {
   p.release();  // freed in apply_cb
 }
 
-void Replica::apply_cb(struct raft_apply* req, int status, void* /*result*/) {
+void Proposer::apply_cb(struct raft_apply* req, int status, void* /*result*/) {
   std::unique_ptr<Proposal> p(static_cast<Proposal*>(req->data));
   at_c_boundary("proposal completion", [&] {
-    Replica* self = p->self;
+    Proposer* self = p->self;
     spdlog::trace("proposal {:x} callback status {}", p->id, status);
     self->inflight_.erase(p->id);
     if (!p->checkpoint_db.empty()) self->checkpoints_inflight_.erase(p->checkpoint_db);
@@ -224,7 +224,7 @@ void Replica::apply_cb(struct raft_apply* req, int status, void* /*result*/) {
 
 // ---- ReplicationHooks ----------------------------------------------------------
 
-Status Replica::replicate(const FramesBatch& batch) {
+Status Proposer::replicate(const FramesBatch& batch) {
   Command cmd;
   cmd.body = batch;
   if (batch.commit && corrupt_next_checksum_.exchange(false)) {
@@ -240,13 +240,13 @@ Status Replica::replicate(const FramesBatch& batch) {
   return s;
 }
 
-Status Replica::create_database(const std::string& name, const PagePtr& page1) {
+Status Proposer::create_database(const std::string& name, const PagePtr& page1) {
   Command cmd;
   cmd.body = OpenCommand{name, options_.page_size, page1};
   return propose_and_wait(std::move(cmd));
 }
 
-void Replica::undo(const std::string& db, uint64_t txn_id) {
+void Proposer::undo(const std::string& db, uint64_t txn_id) {
   Command cmd;
   cmd.body = UndoCommand{db, txn_id};
   propose_async(std::move(cmd));
@@ -254,19 +254,19 @@ void Replica::undo(const std::string& db, uint64_t txn_id) {
 
 // ---- FsmObserver ---------------------------------------------------------------
 
-bool Replica::is_own(uint64_t proposal_id) {
+bool Proposer::is_own(uint64_t proposal_id) {
   auto it = inflight_.find(proposal_id);
   return it != inflight_.end() && it->second->waiter != nullptr;
 }
 
-void Replica::applied(uint64_t proposal_id, const Status& status) {
+void Proposer::applied(uint64_t proposal_id, const Status& status) {
   auto it = inflight_.find(proposal_id);
   spdlog::trace("proposal {:x} applied ({}), own={}", proposal_id, status.to_string(), it != inflight_.end());
   if (it == inflight_.end()) return;
   if (it->second->waiter) it->second->waiter->complete(status);
 }
 
-void Replica::diverged(const Status& status) {
+void Proposer::diverged(const Status& status) {
   divergence_ = status;
   diverged_ = true;
   writes_allowed_ = false;
@@ -276,13 +276,13 @@ void Replica::diverged(const Status& status) {
   if (on_fatal_) on_fatal_(status);
 }
 
-void Replica::committed(const std::string& db) {
+void Proposer::committed(const std::string& db) {
   if (!writes_allowed_) return;
   if (vfs_->wal_frames(db) < options_.checkpoint_threshold_frames) return;
   checkpoint(db);
 }
 
-void Replica::checkpoint(const std::string& db) {
+void Proposer::checkpoint(const std::string& db) {
   if (checkpoints_inflight_.count(db)) return;
   checkpoints_inflight_.insert(db);
   Command cmd;
@@ -295,12 +295,12 @@ void Replica::checkpoint(const std::string& db) {
 namespace {
 struct BarrierRequest {
   struct raft_barrier req;
-  Replica* self;
+  Proposer* self;
   raft_term term;
 };
 }  // namespace
 
-void Replica::update_leadership() {
+void Proposer::update_leadership() {
   if (raft_ == nullptr || stopping_ || diverged_) {
     writes_allowed_ = false;
     return;
@@ -324,12 +324,12 @@ void Replica::update_leadership() {
   barrier_term_ = term;
 }
 
-void Replica::barrier_cb(struct raft_barrier* req, int status) {
+void Proposer::barrier_cb(struct raft_barrier* req, int status) {
   std::unique_ptr<BarrierRequest> b(static_cast<BarrierRequest*>(req->data));
   at_c_boundary("barrier completion", [&] { b->self->barrier_done(b->term, status); });
 }
 
-void Replica::barrier_done(raft_term term, int status) {
+void Proposer::barrier_done(raft_term term, int status) {
   if (barrier_term_ == term) barrier_term_ = 0;
   if (status != 0 || stopping_ || diverged_) return;
   if (raft_state(raft_) != RAFT_LEADER || raft_->current_term != term) return;
