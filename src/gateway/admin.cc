@@ -117,6 +117,21 @@ std::vector<uint8_t> files_message(const std::string& name, const DbImage& img) 
   return w.finish(wire::kFiles);
 }
 
+// Asks libraft for the membership change of an ADD, ASSIGN or REMOVE
+// request; 0 once it has started (`req`'s callback then reports the end).
+int start_change(struct raft* raft, struct raft_change* req, uint8_t type, uint64_t id, const std::string& address,
+                 uint64_t role) {
+  if (type == wire::kAdd) {
+    if (!wire::valid_utf8(address) || !parse_address(address).ok()) return RAFT_INVALID;
+    return raft_add(raft, req, id, address.c_str(), PendingChange::callback);
+  }
+  if (type == wire::kAssign) {
+    const int raft_role = raft_role_of(role);
+    return raft_role < 0 ? RAFT_BADROLE : raft_assign(raft, req, id, raft_role, PendingChange::callback);
+  }
+  return raft_remove(raft, req, id, PendingChange::callback);
+}
+
 }  // namespace
 
 void Session::handle_membership(Request& r) {
@@ -136,21 +151,9 @@ void Session::handle_membership(Request& r) {
     reply_empty();
     done();
   });
-  job_started();
-  int rv;
-  if (r.type == wire::kAdd) {
-    rv = !wire::valid_utf8(address) || !parse_address(address).ok()
-             ? RAFT_INVALID
-             : raft_add(node_.raft(), &c->req, id, address.c_str(), PendingChange::callback);
-  } else if (r.type == wire::kAssign) {
-    const int raft_role = raft_role_of(role);
-    rv = raft_role < 0 ? RAFT_BADROLE : raft_assign(node_.raft(), &c->req, id, raft_role, PendingChange::callback);
-  } else {
-    rv = raft_remove(node_.raft(), &c->req, id, PendingChange::callback);
-  }
-  if (rv == 0) return;
+  int rv = 0;
+  if (launch_job([&] { return (rv = start_change(node_.raft(), &c->req, r.type, id, address, role)) == 0; })) return;
   delete c;
-  job_undone();
   fail(SQLITE_ERROR, std::string(wire::request_name(r.type)) + ": " + raft_strerror(rv));
 }
 
@@ -169,11 +172,11 @@ void Session::handle_transfer(Request& r) {
     reply_empty();
     done();
   });
-  job_started();
-  const int rv = raft_transfer(node_.raft(), &t->req, id, PendingTransfer::callback);
-  if (rv == 0) return;
+  int rv = 0;
+  if (launch_job([&] { return (rv = raft_transfer(node_.raft(), &t->req, id, PendingTransfer::callback)) == 0; })) {
+    return;
+  }
   delete t;
-  job_undone();
   const char* why = raft_errmsg(node_.raft());
   fail(SQLITE_ERROR, std::string("transfer: ") + (why[0] != '\0' ? why : raft_strerror(rv)));
 }
@@ -186,8 +189,7 @@ void Session::handle_dump(Request& r) {
   start_read_job([this, vfs, name] {
     std::optional<DbImage> img = vfs->capture(name);
     std::vector<uint8_t> msg = img ? files_message(name, *img) : std::vector<uint8_t>();
-    back_to_loop([this, name, msg = std::move(msg)]() mutable {
-      if (!job_finished()) return;
+    finish_on_loop([this, name, msg = std::move(msg)]() mutable {
       if (msg.empty()) return fail(SQLITE_NOTFOUND, "no database named '" + name + "'");
       send(std::move(msg));
       done();

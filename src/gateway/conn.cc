@@ -81,18 +81,13 @@ void Session::close(const std::string& why) {
 }
 
 void Session::start_read_job(std::function<void()> task) {
-  job_started();
-  if (node_.readers().submit(std::move(task))) return;
+  if (launch_job([&] { return node_.readers().submit(std::move(task)); })) return;
   // The pool has stopped: the node is shutting down.
-  job_undone();
   fail(Status::LeadershipLost("leadership lost: node is shutting down"));
 }
 
 bool Session::start_writer_job(DbWriter& writer, DbWriter::Request req) {
-  job_started();
-  if (writer.submit(std::move(req))) return true;
-  job_undone();
-  return false;
+  return launch_job([&] { return writer.submit(std::move(req)); });
 }
 
 void Session::back_to_loop(std::function<void()> fn) {
@@ -103,7 +98,8 @@ void Session::back_to_loop(std::function<void()> fn) {
 }
 
 bool Session::job_finished() {
-  job_undone();
+  assert(jobs_ > 0);
+  jobs_--;
   if (closing_) {
     if (reapable()) node_.reap(this);
     return false;

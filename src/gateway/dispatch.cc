@@ -290,8 +290,7 @@ void Session::handle_prepare(Request& r) {
   req.sql = p.sql;
   req.expect_owner = true;
   req.done = [this, p](DbWriter::Reply rep) {
-    back_to_loop([this, p, rep = std::move(rep)]() {
-      if (!job_finished()) return;
+    finish_on_loop([this, p, rep = std::move(rep)]() {
       // kOther stays: each EXEC finds out whether it touches TEMP objects.
       on_prepared(p, rep.status, rep.params, rep.tail, classify_sql(p.sql.substr(0, rep.tail)));
     });
@@ -318,8 +317,7 @@ void Session::prepare_on_reader(Db& d, const Prepared& p) {
       if (kind == StmtKind::kOther && sqlite3_stmt_readonly(stmt)) kind = StmtKind::kRead;
     }
     sqlite3_finalize(stmt);
-    back_to_loop([this, p, st, params, tail_off, kind]() {
-      if (!job_finished()) return;
+    finish_on_loop([this, p, st, params, tail_off, kind]() {
       on_prepared(p, st, params, tail_off, kind);
     });
   });

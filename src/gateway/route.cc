@@ -59,7 +59,6 @@ bool Session::try_read_inline(uint32_t db_id, const std::string& sql, const SqlP
   if (over_budget || (!batch.ok() && (batch.status().is_busy() || (batch.status().code() & 0xff) == SQLITE_TOOBIG))) {
     return false;
   }
-  job_started();
   if (!done_rows && batch.ok()) begin_stream(db_id, false, std::move(cursor));
   on_rows(std::move(batch), done_rows);
   return true;
@@ -82,7 +81,7 @@ void Session::run_on_reader(uint32_t db_id, std::string sql, SqlParams params, b
       if (st.ok()) st = bind_params(stmt.value(), params);
       if (!st.ok()) {
         guard->disarm();
-        back_to_loop([this, st] { on_rows(st, true); });
+        finish_on_loop([this, st] { on_rows(st, true); });
         return;
       }
       auto cursor = std::make_shared<RowCursor>(stmt.value(), make_rows_encoder(stmt.value()));
@@ -91,8 +90,8 @@ void Session::run_on_reader(uint32_t db_id, std::string sql, SqlParams params, b
       guard->disarm();
       // Whether later runs may be answered on the loop thread.
       if (done_rows) cache->learn_cost(sql);
-      back_to_loop([this, db_id, cursor, batch = std::move(batch), done_rows]() mutable {
-        if (!done_rows && !closing_) begin_stream(db_id, false, std::make_unique<RowCursor>(std::move(*cursor)));
+      finish_on_loop([this, db_id, cursor, batch = std::move(batch), done_rows]() mutable {
+        if (!done_rows) begin_stream(db_id, false, std::make_unique<RowCursor>(std::move(*cursor)));
         on_rows(std::move(batch), done_rows);
       });
       return;
@@ -111,8 +110,7 @@ void Session::run_on_reader(uint32_t db_id, std::string sql, SqlParams params, b
       out = exec_script(conn, sql, params);
     }
     guard->disarm();
-    back_to_loop([this, out = std::move(out)]() {
-      if (!job_finished()) return;
+    finish_on_loop([this, out = std::move(out)]() {
       if (!out.ok()) return fail(out.status());
       send_result(out.value());
     });
@@ -158,9 +156,8 @@ void Session::classify_then_run(uint32_t db_id, std::string sql, SqlParams param
   start_read_job([this, db_id, conn, guard, sql = std::move(sql), params = std::move(params), query]() mutable {
     Touches touches;
     const bool readonly = classify_script(conn, guard, sql, &touches);
-    back_to_loop([this, db_id, sql = std::move(sql), params = std::move(params), query, readonly,
+    finish_on_loop([this, db_id, sql = std::move(sql), params = std::move(params), query, readonly,
                   touches = std::move(touches)]() mutable {
-      if (!job_finished()) return;
       run_classified(db_id, std::move(sql), std::move(params), query, readonly, touches);
     });
   });
@@ -212,8 +209,8 @@ void Session::run_on_writer(uint32_t db_id, std::string sql, SqlParams params, b
   req.expect_owner = d.in_txn;
   req.cancel = &cancel_;
   req.done = [this, db_id, query](DbWriter::Reply rep) {
-    back_to_loop([this, db_id, query, rep = std::move(rep)]() mutable {
-      if (job_finished()) on_writer_reply(db_id, query, std::move(rep));
+    finish_on_loop([this, db_id, query, rep = std::move(rep)]() mutable {
+      on_writer_reply(db_id, query, std::move(rep));
     });
   };
   if (!start_writer_job(*d.writer, std::move(req))) fail(write_queue_full());

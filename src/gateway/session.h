@@ -174,26 +174,61 @@ class Session {
   // True if `s` is a statement stopped because this client sent INTERRUPT.
   bool stopped_by_interrupt(const Status& s) const;
 
-  // Jobs: SQL of this session running elsewhere. They are counted here
-  // only: started, then finished on the loop thread (job_finished) or undone
-  // when they could not start.
-  void job_started() { jobs_++; }
-  void job_undone() {
-    assert(jobs_ > 0);
-    jobs_--;
+  // Jobs: SQL or Raft requests of this session running elsewhere; the
+  // session is not reaped while one runs. Every job starts through
+  // launch_job and ends on the loop thread through job_finished (directly,
+  // or through finish_on_loop, which calls it for its completion).
+  //
+  // Counts one job for as long as it lives, unless handed_off() says the
+  // job's completion is on its way: a launch that fails or throws takes its
+  // count back by leaving the scope.
+  class JobCount {
+   public:
+    explicit JobCount(Session& s) : s_(s) { s_.jobs_++; }
+    ~JobCount() {
+      if (handed_off_) return;
+      assert(s_.jobs_ > 0);
+      s_.jobs_--;
+    }
+    JobCount(const JobCount&) = delete;
+    JobCount& operator=(const JobCount&) = delete;
+    void handed_off() { handed_off_ = true; }
+
+   private:
+    Session& s_;
+    bool handed_off_ = false;
+  };
+  // Runs `launch`, which starts one job elsewhere and says whether it did;
+  // the job is counted if it did. Returns what `launch` returned.
+  template <class Launch>
+  bool launch_job(Launch&& launch) {
+    JobCount job(*this);
+    if (!launch()) return false;
+    job.handed_off();
+    return true;
   }
   // Runs `task` on the reader pool as one of this session's jobs. If the
-  // pool refuses it (the node is stopping), the job is undone and the client
-  // gets FAILURE; its request is over either way.
+  // pool refuses it (the node is stopping), the client gets FAILURE; its
+  // request is over either way.
   void start_read_job(std::function<void()> task);
   // Submits `req` to a database's writer as one of this session's jobs.
-  // False (the job undone, nothing answered) if its queue is full.
+  // False (nothing answered) if its queue is full.
   bool start_writer_job(DbWriter& writer, DbWriter::Request req);
   static Status write_queue_full() { return Status::Busy("database is locked: too many queued writes"); }
   // From a job's thread: runs `fn` on the loop thread (see the .cc for why a
   // refusal may be dropped).
   void back_to_loop(std::function<void()> fn);
-  bool job_finished();  // false if the session is closing (and may be reaped)
+  // From a job's thread: ends the job on the loop thread, then runs `fn`
+  // there unless the session is closing.
+  template <class Fn>
+  void finish_on_loop(Fn&& fn) {
+    back_to_loop([this, fn = std::forward<Fn>(fn)]() mutable {
+      if (job_finished()) fn();
+    });
+  }
+  // Loop thread: ends a job. False if the session is closing (it may have
+  // been reaped: touch nothing).
+  bool job_finished();
 
   GatewayContext& node_;
   const uint64_t id_;

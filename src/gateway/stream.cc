@@ -58,7 +58,6 @@ void Session::begin_stream(uint32_t db_id, bool on_writer, std::unique_ptr<RowCu
 }
 
 void Session::on_rows(Result<std::vector<uint8_t>> batch, bool last) {
-  if (!job_finished()) return;
   if (!batch.ok()) {
     if (stopped_by_interrupt(batch.status())) return end_stream_interrupted();
     return fail_stream(batch.status());
@@ -103,8 +102,7 @@ void Session::next_rows() {
     req.expect_owner = true;
     req.cancel = &cancel_;
     req.done = [this, db_id](DbWriter::Reply rep) {
-      back_to_loop([this, db_id, rep = std::move(rep)]() mutable {
-        if (!job_finished()) return;
+      finish_on_loop([this, db_id, rep = std::move(rep)]() mutable {
         note_txn(db_id, rep);
         if (stopped_by_interrupt(rep.status)) return end_stream_interrupted();
         if (!rep.status.ok() || rep.rows.empty()) {
@@ -124,7 +122,7 @@ void Session::next_rows() {
     bool last = false;
     Result<std::vector<uint8_t>> batch = cursor->next_batch(conn, kRowsBatchBytes, &last);
     guard->disarm();
-    back_to_loop([this, batch = std::move(batch), last]() mutable { on_rows(std::move(batch), last); });
+    finish_on_loop([this, batch = std::move(batch), last]() mutable { on_rows(std::move(batch), last); });
   });
 }
 
@@ -185,8 +183,7 @@ void Session::end_stream_interrupted() {
     req.kind = DbWriter::Kind::kCancelRows;
     req.expect_owner = true;
     req.done = [this, db_id](DbWriter::Reply rep) {
-      back_to_loop([this, db_id, rep = std::move(rep)]() {
-        if (!job_finished()) return;
+      finish_on_loop([this, db_id, rep = std::move(rep)]() {
         note_txn(db_id, rep);
         reply_empty();
         done();
