@@ -13,7 +13,6 @@
 
 #include "boundary.h"
 #include "node_impl.h"
-#include "rows_encoder.h"
 #include "session.h"
 #include "wire.h"
 
@@ -83,26 +82,23 @@ bool NodeImpl::leader_ready() const {
   return raft_ready_ && raft_state(const_cast<struct raft*>(&raft_)) == RAFT_LEADER && proposer_->leader_ready();
 }
 
-DbWriter& NodeImpl::writer(const std::string& db) {
-  auto& w = writers_[db];
-  if (!w) {
-    DbWriter::Options o;
-    o.queue_max = options_.write_queue_max;
-    o.batch_max = options_.write_batch_max;
-    o.queue_timeout_ms = options_.write_queue_timeout_ms;
-    o.txn_idle_timeout_ms = options_.txn_idle_timeout_ms;
-    o.idle_close_ms = options_.db_idle_close_ms;
-    o.limits = options_.sql;
-    o.row_encoder = &make_rows_encoder;
-    o.node_stopping = &sql_stopping_;
-    w = std::make_unique<DbWriter>(vfs(), db, o, *writer_pool_);
-  }
-  return *w;
+DbWriter& NodeImpl::writer(const std::string& db) { return clients_->writer(db); }
+
+DbWriter::Options NodeImpl::writer_options() const {
+  DbWriter::Options o;
+  o.queue_max = options_.write_queue_max;
+  o.batch_max = options_.write_batch_max;
+  o.queue_timeout_ms = options_.write_queue_timeout_ms;
+  o.txn_idle_timeout_ms = options_.txn_idle_timeout_ms;
+  o.idle_close_ms = options_.db_idle_close_ms;
+  o.limits = options_.sql;
+  o.node_stopping = &sql_stopping_;
+  return o;
 }
 
 Status NodeImpl::may_open(const std::string& db) {
-  if (writers_.count(db) != 0 || vfs().exists(db)) return Status::Ok();
-  const size_t have = std::max(writers_.size(), vfs().count());
+  if (clients_->has_writer(db) || vfs().exists(db)) return Status::Ok();
+  const size_t have = std::max(clients_->writers().size(), vfs().count());
   if (have < options_.max_databases) return Status::Ok();
   return Status::Error(SQLITE_CANTOPEN, "cannot create database '" + db + "': the node holds " + std::to_string(have) +
                                             " databases (limit " + std::to_string(options_.max_databases) +
@@ -112,8 +108,8 @@ Status NodeImpl::may_open(const std::string& db) {
 NodeGauges NodeImpl::gauges() {
   NodeGauges g;
   g.id = options_.id;
-  g.client_connections = sessions_.size();
-  g.databases = std::max(writers_.size(), vfs().count());
+  g.client_connections = clients_->sessions();
+  g.databases = std::max(clients_->writers().size(), vfs().count());
   if (raft_ready_) {
     g.term = raft_.current_term;
     g.role = raft_state(&raft_);
@@ -128,7 +124,7 @@ NodeGauges NodeImpl::gauges() {
       if (raft_.configuration.servers[i].role == RAFT_VOTER) g.voters++;
     }
   }
-  for (const auto& [name, w] : writers_) {
+  for (const auto& [name, w] : clients_->writers()) {
     g.dbs.push_back({name, w->queue_depth(), w->batches(), w->batched_statements(), w->connection_open()});
   }
   return g;
@@ -148,15 +144,6 @@ Result<std::string> NodeImpl::metrics_page() {
   NodeGauges g = f.get();
   measure_raft_dir(options_.dir, &g);
   return render_metrics(metrics_, g);
-}
-
-void NodeImpl::reap(Session* s) {
-  // Defer: the session may be on the stack.
-  const uint64_t id = s->id();
-  post([this, id] {
-    auto it = sessions_.find(id);
-    if (it != sessions_.end() && it->second->reapable()) sessions_.erase(it);
-  });
 }
 
 namespace {
@@ -220,6 +207,36 @@ Status NodeImpl::open_dir() {
   return Status::Ok();
 }
 
+// Bootstraps a new cluster if this node is one of its founders.
+Status NodeImpl::bootstrap() {
+  bool founder = false;
+  for (const Member& m : options_.cluster) founder = founder || m.id == options_.id;
+  if (!options_.cluster.empty() && !founder) {
+    // A node added later (or restarted after it joined): nothing to found.
+    spdlog::info("node {} is not one of the founding voters: starting from its data directory (a new node waits "
+                 "to be added)", options_.id);
+  } else if (!options_.cluster.empty()) {
+    struct raft_configuration conf;
+    raft_configuration_init(&conf);
+    for (const Member& m : options_.cluster) {
+      if (int e = raft_configuration_add(&conf, m.id, m.address.c_str(), m.role); e != 0) {
+        raft_configuration_close(&conf);
+        return Status::Invalid("cluster member " + std::to_string(m.id) + ": " + raft_strerror(e));
+      }
+    }
+    const int rv = raft_bootstrap(&raft_, &conf);
+    raft_configuration_close(&conf);
+    if (rv == 0) {
+      spdlog::info("bootstrapped a new cluster of {} voters", options_.cluster.size());
+    } else if (rv == RAFT_CANTBOOTSTRAP) {
+      spdlog::info("data directory already holds a cluster: rejoining it");
+    } else {
+      return Status::IoError(std::string("bootstrap: ") + raft_strerror(rv) + ": " + io_.errmsg);
+    }
+  }
+  return Status::Ok();
+}
+
 Status NodeImpl::init_raft() {
   transport_ = std::make_unique<Transport>(&loop_);
   int rv = raft_uv_init(&io_, &loop_, options_.dir.c_str(), transport_->raft_transport());
@@ -265,32 +282,7 @@ Status NodeImpl::init_raft() {
   // answering; the leader retries after this long.
   raft_set_install_snapshot_timeout(&raft_, std::max(5000u, latency * 500));
 
-  // Bootstrap a new cluster if this node is one of its founders.
-  bool founder = false;
-  for (const Member& m : options_.cluster) founder = founder || m.id == options_.id;
-  if (!options_.cluster.empty() && !founder) {
-    // A node added later (or restarted after it joined): nothing to found.
-    spdlog::info("node {} is not one of the founding voters: starting from its data directory (a new node waits "
-                 "to be added)", options_.id);
-  } else if (!options_.cluster.empty()) {
-    struct raft_configuration conf;
-    raft_configuration_init(&conf);
-    for (const Member& m : options_.cluster) {
-      if (int e = raft_configuration_add(&conf, m.id, m.address.c_str(), m.role); e != 0) {
-        raft_configuration_close(&conf);
-        return Status::Invalid("cluster member " + std::to_string(m.id) + ": " + raft_strerror(e));
-      }
-    }
-    rv = raft_bootstrap(&raft_, &conf);
-    raft_configuration_close(&conf);
-    if (rv == 0) {
-      spdlog::info("bootstrapped a new cluster of {} voters", options_.cluster.size());
-    } else if (rv == RAFT_CANTBOOTSTRAP) {
-      spdlog::info("data directory already holds a cluster: rejoining it");
-    } else {
-      return Status::IoError(std::string("bootstrap: ") + raft_strerror(rv) + ": " + io_.errmsg);
-    }
-  }
+  if (Status b = bootstrap(); !b.ok()) return b;
   const auto t0 = std::chrono::steady_clock::now();
   rv = raft_start(&raft_);
   if (rv != 0) {
@@ -344,6 +336,7 @@ Status NodeImpl::start() {
   }
   readers_ = std::make_unique<ThreadPool>(std::max(1u, options_.read_threads));
   writer_pool_ = std::make_unique<WriterPool>(std::max(1u, options_.write_threads));
+  clients_ = std::make_unique<Clients>(*this, writer_options(), *writer_pool_);
   uv_async_init(&loop_, &async_, [](uv_async_t* a) {
     auto* self = static_cast<NodeImpl*>(a->data);
     std::vector<std::function<void()>> fns;
@@ -406,16 +399,17 @@ void NodeImpl::accept_connection(uv_stream_t* server, int status) {
     spdlog::warn("{}", client.status().message());
     return;
   }
-  if (self->shutting_down_ || self->sessions_.size() >= self->options_.max_connections) {
+  const size_t open = self->clients_->sessions();
+  if (self->shutting_down_ || open >= self->options_.max_connections) {
     self->metrics_.connections_refused++;
-    spdlog::warn("refusing connection: {} connections open (limit {})", self->sessions_.size(),
+    spdlog::warn("refusing connection: {} connections open (limit {})", open,
                  self->options_.max_connections);
     // Say why before closing: a client reads this as the answer to its
     // first request. Best effort (the socket buffer of a new connection has
     // room; a failed write only loses the message).
     const std::string why = self->shutting_down_
                                 ? std::string("the node is shutting down")
-                                : "too many connections: the node serves " + std::to_string(self->sessions_.size()) +
+                                : "too many connections: the node serves " + std::to_string(open) +
                                       " (limit " + std::to_string(self->options_.max_connections) +
                                       ", --max-connections)";
     std::vector<uint8_t> msg = wire::failure(SQLITE_BUSY, why);
@@ -425,11 +419,7 @@ void NodeImpl::accept_connection(uv_stream_t* server, int status) {
     return;
   }
   self->metrics_.connections_accepted++;
-  const uint64_t id = self->next_session_++;
-  auto s = std::make_unique<Session>(*self, id, client.value());
-  Session* raw = s.get();
-  self->sessions_[id] = std::move(s);
-  raw->start();
+  self->clients_->add(client.value());
 }
 
 void NodeImpl::on_poll() {
@@ -437,20 +427,15 @@ void NodeImpl::on_poll() {
   proposer_->poll();
   const bool is_leader = raft_state(&raft_) == RAFT_LEADER;
   leader = is_leader;
-  if (was_leader_ && !is_leader) {
-    spdlog::info("node {}: no longer the leader", options_.id);
-    for (auto& [name, w] : writers_) w->abort_owner(Status::LeadershipLost());
-    for (auto& [id, s] : sessions_) s->on_leadership_lost();
-  }
-  if (!was_leader_ && is_leader) spdlog::info("node {}: leader in term {}", options_.id, raft_.current_term);
-  was_leader_ = is_leader;
-  if (!parked_.empty()) {
-    std::vector<uint64_t> still;
-    for (uint64_t id : parked_) {
-      auto it = sessions_.find(id);
-      if (it != sessions_.end() && it->second->retry_parked()) still.push_back(id);
-    }
-    parked_.swap(still);
+  switch (clients_->poll(is_leader)) {
+    case Clients::Leadership::kLost:
+      spdlog::info("node {}: no longer the leader", options_.id);
+      break;
+    case Clients::Leadership::kGained:
+      spdlog::info("node {}: leader in term {}", options_.id, raft_.current_term);
+      break;
+    case Clients::Leadership::kSame:
+      break;
   }
   if (!caught_up_logged_ && raft_last_applied(&raft_) >= catch_up_index_) {
     caught_up_logged_ = true;
@@ -469,7 +454,7 @@ void NodeImpl::begin_shutdown() {
     if (!socket_file_.empty()) ::unlink(socket_file_.c_str());  // the next start binds it again
   }
   proposer_->shutdown();
-  for (auto& [id, s] : sessions_) s->close("node stopping");
+  clients_->close_all("node stopping");
   uv_timer_stop(&timer_);
   raft_close(&raft_, [](struct raft* r) {
     auto* self = static_cast<NodeImpl*>(r->data);
@@ -496,11 +481,10 @@ Status NodeImpl::stop() {
   }
   thread_.join();
   // The loop is gone: finish what its threads still run, then free.
-  for (auto& [name, w] : writers_) w->stop();
+  clients_->stop_writers();
   readers_->stop();
   writer_pool_->stop();
-  sessions_.clear();
-  writers_.clear();
+  clients_.reset();
   raft_uv_close(&io_);
   uv_run(&loop_, UV_RUN_DEFAULT);
   uv_loop_close(&loop_);

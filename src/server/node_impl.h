@@ -13,6 +13,7 @@
 #include <thread>
 #include <vector>
 
+#include "clients.h"
 #include "context.h"
 #include "db_writer.h"
 #include "metrics.h"
@@ -49,8 +50,8 @@ class NodeImpl final : public GatewayContext {
   uint64_t failure_domain() const override { return failure_domain_.load(); }
   uint64_t weight() const override { return weight_.load(); }
   void set_weight(uint64_t w) override { weight_ = w; }
-  void reap(Session* s) override;  // erase a session that finished closing
-  void park(uint64_t session) override { parked_.push_back(session); }
+  void reap(Session* s) override { clients_->reap(s); }
+  void park(uint64_t session) override { clients_->park(session); }
   void hand_to_raft(uint64_t peer_id, const std::string& address, uv_stream_t* stream) override {
     transport_->accept(peer_id, address, stream);
   }
@@ -72,6 +73,8 @@ class NodeImpl final : public GatewayContext {
   friend class Node;
   Status open_dir();
   Status init_raft();
+  Status bootstrap();
+  DbWriter::Options writer_options() const;
   void loop_main();
   void begin_shutdown();
   void on_poll();
@@ -98,14 +101,10 @@ class NodeImpl final : public GatewayContext {
   std::string socket_file_;  // a unix socket path we listen on (removed on stop)
   std::unique_ptr<ThreadPool> readers_;
   std::unique_ptr<WriterPool> writer_pool_;
-  std::map<std::string, std::unique_ptr<DbWriter>> writers_;
   std::atomic<bool> sql_stopping_{false};
   std::unique_ptr<MetricsServer> metrics_server_;
   NodeGauges gauges();  // loop thread
-  std::map<uint64_t, std::unique_ptr<Session>> sessions_;
-  uint64_t next_session_ = 1;
-  std::vector<uint64_t> parked_;  // sessions waiting for this leader to be ready
-  bool was_leader_ = false;
+  std::unique_ptr<Clients> clients_;  // sessions and writers (after the pools they use)
 
   std::mutex post_mu_;
   // Completions for the loop thread. Bounded by the work that posts them:

@@ -4,12 +4,20 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "rows_encoder.h"
 
 namespace sqraft::test {
 
 FixtureGateway::FixtureGateway(struct raft* raft, Proposer& proposer, uv_loop_t* loop, std::function<void()> wake)
-    : raft_(raft), proposer_(proposer), loop_(loop), wake_(std::move(wake)) {}
+    : raft_(raft), proposer_(proposer), loop_(loop), wake_(std::move(wake)) {
+  clients_ = std::make_unique<Clients>(*this, writer_options(), writer_pool_);
+}
+
+DbWriter::Options FixtureGateway::writer_options() {
+  DbWriter::Options o;
+  o.limits = limits_;
+  o.node_stopping = &stopping_;
+  return o;
+}
 
 FixtureGateway::~FixtureGateway() { stop(); }
 
@@ -26,11 +34,7 @@ std::unique_ptr<Client> FixtureGateway::connect() {
       uv_close(reinterpret_cast<uv_handle_t*>(pipe), [](uv_handle_t* h) { raft_free(h); });
       return;
     }
-    const uint64_t id = next_session_++;
-    auto s = std::make_unique<Session>(*this, id, reinterpret_cast<uv_stream_t*>(pipe));
-    Session* raw = s.get();
-    sessions_[id] = std::move(s);
-    raw->start();
+    clients_->add(reinterpret_cast<uv_stream_t*>(pipe));
   });
   if (!posted) {
     ::close(fds[0]);
@@ -55,26 +59,6 @@ bool FixtureGateway::leader_ready() const {
   return raft_state(raft_) == RAFT_LEADER && proposer_.leader_ready();
 }
 
-DbWriter& FixtureGateway::writer(const std::string& db) {
-  auto& w = writers_[db];
-  if (!w) {
-    DbWriter::Options o;
-    o.limits = limits_;
-    o.row_encoder = &make_rows_encoder;
-    o.node_stopping = &stopping_;
-    w = std::make_unique<DbWriter>(vfs(), db, o, writer_pool_);
-  }
-  return *w;
-}
-
-void FixtureGateway::reap(Session* s) {
-  const uint64_t id = s->id();
-  (void)post([this, id] {  // refused only after stop(), which frees every session
-    auto it = sessions_.find(id);
-    if (it != sessions_.end() && it->second->reapable()) sessions_.erase(it);
-  });
-}
-
 void FixtureGateway::hand_to_raft(uint64_t, const std::string&, uv_stream_t* stream) {
   // No Raft peer connects through a fixture node's clients.
   uv_close(reinterpret_cast<uv_handle_t*>(stream), [](uv_handle_t* h) { raft_free(h); });
@@ -87,18 +71,8 @@ void FixtureGateway::poll() {
     fns.swap(posted_);
   }
   for (auto& fn : fns) fn();
-  const bool is_leader = raft_state(raft_) == RAFT_LEADER;
-  if (was_leader_ && !is_leader) {
-    for (auto& [name, w] : writers_) w->abort_owner(Status::LeadershipLost());
-    for (auto& [id, s] : sessions_) s->on_leadership_lost();
-  }
-  was_leader_ = is_leader;
-  std::vector<uint64_t> still;
-  for (uint64_t id : parked_) {
-    auto it = sessions_.find(id);
-    if (it != sessions_.end() && it->second->retry_parked()) still.push_back(id);
-  }
-  parked_.swap(still);
+  // The fixture logs no leadership changes. Nothing is left after stop().
+  if (clients_) (void)clients_->poll(raft_state(raft_) == RAFT_LEADER);
 }
 
 void FixtureGateway::stop() {
@@ -107,8 +81,8 @@ void FixtureGateway::stop() {
     if (stopped_) return;
   }
   stopping_ = true;
-  for (auto& [id, s] : sessions_) s->close("fixture stopping");
-  for (auto& [name, w] : writers_) w->stop();
+  clients_->close_all("fixture stopping");
+  clients_->stop_writers();
   writer_pool_.stop();
   readers_.stop();
   // Completions of jobs that ended meanwhile, then the closes.
@@ -121,8 +95,7 @@ void FixtureGateway::stop() {
     stopped_ = true;
     posted_.clear();
   }
-  sessions_.clear();
-  writers_.clear();
+  clients_.reset();
 }
 
 }  // namespace sqraft::test

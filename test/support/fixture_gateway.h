@@ -12,13 +12,13 @@
 
 #include <atomic>
 #include <functional>
-#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <vector>
 
 #include "client.h"
+#include "clients.h"
 #include "context.h"
 #include "proposer.h"
 #include "session.h"
@@ -51,7 +51,7 @@ class FixtureGateway final : public GatewayContext {
   bool leader_ready() const override;
   Vfs& vfs() override { return proposer_.vfs(); }
   ThreadPool& readers() override { return readers_; }
-  DbWriter& writer(const std::string& db) override;
+  DbWriter& writer(const std::string& db) override { return clients_->writer(db); }
   Status may_open(const std::string&) override { return Status::Ok(); }
   const std::atomic<bool>* sql_stopping() const override { return &stopping_; }
   size_t max_message_bytes() const override { return size_t{64} << 20; }
@@ -59,11 +59,12 @@ class FixtureGateway final : public GatewayContext {
   uint64_t failure_domain() const override { return 0; }
   uint64_t weight() const override { return 0; }
   void set_weight(uint64_t) override {}
-  void reap(Session* s) override;
-  void park(uint64_t session) override { parked_.push_back(session); }
+  void reap(Session* s) override { clients_->reap(s); }
+  void park(uint64_t session) override { clients_->park(session); }
   void hand_to_raft(uint64_t, const std::string&, uv_stream_t* stream) override;
 
  private:
+  DbWriter::Options writer_options();
   struct raft* raft_;
   Proposer& proposer_;
   uv_loop_t* loop_;
@@ -73,11 +74,7 @@ class FixtureGateway final : public GatewayContext {
   std::atomic<bool> stopping_{false};
   ThreadPool readers_{2};
   WriterPool writer_pool_{2};
-  std::map<std::string, std::unique_ptr<DbWriter>> writers_;
-  std::map<uint64_t, std::unique_ptr<Session>> sessions_;
-  uint64_t next_session_ = 1;
-  std::vector<uint64_t> parked_;
-  bool was_leader_ = false;
+  std::unique_ptr<Clients> clients_;  // after the pools it uses; freed by stop()
   mutable std::mutex mu_;
   std::vector<std::function<void()>> posted_;  // guarded by mu_
   bool stopped_ = false;                        // guarded by mu_
