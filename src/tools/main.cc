@@ -48,18 +48,8 @@ void setup_logging(const std::string& level) {
   spdlog::set_level(spdlog::level::from_str(level));
 }
 
-int run_node(const NodeArgs& a) {
-  setup_logging(a.log_level);
-  // Clients decide how big a value gets (up to --value-bytes-max). With
-  // glibc's adaptive threshold, freed large values stay in the heap and the
-  // node's RSS keeps the high-water mark of every client's biggest value;
-  // a fixed threshold serves allocations over 1 MiB from mmap, returned to
-  // the system when freed.
-  // Fixing the threshold also fixes glibc's trim threshold at 128 KiB,
-  // which would give small freed memory back (and fault it in again) all
-  // the time: keep up to 32 MiB of free heap instead.
-  mallopt(M_MMAP_THRESHOLD, 1 << 20);
-  mallopt(M_TRIM_THRESHOLD, 32 << 20);
+// The node's settings from its command line (an error: --cluster does not parse).
+Result<NodeOptions> node_options(const NodeArgs& a) {
   NodeOptions o;
   o.id = a.id;
   o.address = a.address;
@@ -81,12 +71,30 @@ int run_node(const NodeArgs& a) {
   o.metrics_address = a.limits.metrics_address;
   if (!a.cluster.empty()) {
     Result<std::vector<Member>> c = parse_cluster(a.cluster);
-    if (!c.ok()) {
-      std::fprintf(stderr, "sqraft node: --cluster: %s\n", c.status().message().c_str());
-      return 2;
-    }
+    if (!c.ok()) return c.status();
     o.cluster = std::move(c).value();
   }
+  return o;
+}
+
+int run_node(const NodeArgs& a) {
+  setup_logging(a.log_level);
+  // Clients decide how big a value gets (up to --value-bytes-max). With
+  // glibc's adaptive threshold, freed large values stay in the heap and the
+  // node's RSS keeps the high-water mark of every client's biggest value;
+  // a fixed threshold serves allocations over 1 MiB from mmap, returned to
+  // the system when freed.
+  // Fixing the threshold also fixes glibc's trim threshold at 128 KiB,
+  // which would give small freed memory back (and fault it in again) all
+  // the time: keep up to 32 MiB of free heap instead.
+  mallopt(M_MMAP_THRESHOLD, 1 << 20);
+  mallopt(M_TRIM_THRESHOLD, 32 << 20);
+  Result<NodeOptions> options = node_options(a);
+  if (!options.ok()) {
+    std::fprintf(stderr, "sqraft node: --cluster: %s\n", options.status().message().c_str());
+    return 2;
+  }
+  NodeOptions o = std::move(options).value();
   // Block the stop signals before any thread starts; wait for them below.
   sigset_t stop_signals;
   sigemptyset(&stop_signals);
