@@ -78,7 +78,8 @@ const char* const kForever = "WITH RECURSIVE c(x) AS (VALUES(1) UNION ALL SELECT
 
 // Starts every node of `c` and returns the index of the elected leader.
 unsigned start_with_leader(ProcessCluster& c) {
-  REQUIRE(c.start_all().ok());
+  Status started = c.start_all();
+  REQUIRE_MESSAGE(started.ok(), started.to_string() << "\n" << c.logs());
   const unsigned leader = c.leader_index();
   REQUIRE(leader < 3);
   return leader;
@@ -480,12 +481,12 @@ TEST_CASE("hostile SQL: a vanished client's write stops, and databases do not gr
     Result<std::pair<wire::Header, std::vector<uint8_t>>> refused = Status::Internal("no refusal");
     for (int i = 0; i < 64 && !refused.ok(); i++) {
       auto cl = Client::connect_node(c.address(leader), 5000);
-      REQUIRE(cl.ok());
+      REQUIRE_MESSAGE(cl.ok(), "connection " << i << ": " << cl.status().to_string() << c.logs());
       wire::BodyWriter w;
       w.u64(0);
       REQUIRE(cl.value()->send_raw(w.finish(wire::kLeader)).ok());
       auto m = cl.value()->receive();
-      REQUIRE(m.ok());
+      REQUIRE_MESSAGE(m.ok(), "connection " << i << ": " << m.status().to_string());
       if (m->first.type == wire::kFailure) {
         refused = std::move(m);
       } else {
