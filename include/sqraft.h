@@ -201,7 +201,12 @@ typedef struct sqraft_value {
  * opens database `db` (created if it does not exist). On error *out is still
  * set (unless SQRAFT_NOMEM): read sqraft_client_errmsg(), then close it. */
 SQRAFT_API int sqraft_client_open(const char* const* addresses, unsigned n, const char* db, sqraft_client** out);
+/* Closes the connection and frees the client; NULL is a no-op. An open
+ * cursor of the client must be closed first. */
 SQRAFT_API void sqraft_client_close(sqraft_client* client);
+/* The message of the client's last failed call ("" if none failed; "" for a
+ * NULL client). Owned by the client: valid until its next call or
+ * sqraft_client_close(). */
 SQRAFT_API const char* sqraft_client_errmsg(const sqraft_client* client);
 
 /* Runs `sql` (one or more statements) with `params` bound to its `?`
@@ -218,7 +223,10 @@ SQRAFT_API int sqraft_query(sqraft_client* client, const char* sql, const sqraft
                             sqraft_rows** rows);
 /* SQRAFT_ROW (a row is available), SQRAFT_DONE, or an error code. */
 SQRAFT_API int sqraft_rows_next(sqraft_rows* rows);
+/* The query's number of columns (known before the first row). */
 SQRAFT_API unsigned sqraft_rows_column_count(const sqraft_rows* rows);
+/* Column i's name, owned by the cursor (valid until sqraft_rows_close());
+ * NULL if i is not below sqraft_rows_column_count(). */
 SQRAFT_API const char* sqraft_rows_column_name(const sqraft_rows* rows, unsigned i);
 /* Column i of the current row; valid until the next sqraft_rows_next(). */
 SQRAFT_API const sqraft_value* sqraft_rows_value(const sqraft_rows* rows, unsigned i);
@@ -266,9 +274,18 @@ SQRAFT_API int sqraft_client_remove(sqraft_client* client, sqraft_id id);
  * old leader: the next call reconnects. */
 SQRAFT_API int sqraft_client_transfer(sqraft_client* client, sqraft_id id);
 
-/* Per-node requests go to the node at `address`, leader or not. */
+/* Per-node requests go to the node at `address`, leader or not. Each
+ * returns SQRAFT_OK, SQRAFT_MISUSE (a NULL argument), or an error code from
+ * connecting or from the node with *errmsg set (free it with sqraft_free;
+ * errmsg may be NULL). */
+
+/* The node's failure domain and weight (what sqraft_node_set_failure_domain
+ * and sqraft_set_weight set); either pointer may be NULL. */
 SQRAFT_API int sqraft_describe(const char* address, unsigned long long* failure_domain, unsigned long long* weight,
                                char** errmsg);
+/* Sets the weight the node reports to DESCRIBE (dqlite's clients weigh nodes
+ * by it when they hand out roles); it lasts until the node restarts, which
+ * brings back its configured weight. */
 SQRAFT_API int sqraft_set_weight(const char* address, unsigned long long weight, char** errmsg);
 /* Writes the node's copy of `db` as `<dir>/<db>` and `<dir>/<db>-wal`: files
  * SQLite can open. */
