@@ -188,6 +188,20 @@ int membership(sqraft_client* c, F&& op) {
   });
 }
 
+// A per-node request: connects to `address`, runs `fn` with the client and
+// hands an error's message to the caller as *errmsg (theirs to free).
+template <class F>
+int on_node(const char* address, char** errmsg, F&& fn) {
+  std::string msg;
+  int rc = guarded(&msg, [&] {
+    auto c = Client::connect_node(address);
+    if (!c.ok()) return fail(&msg, c.status());
+    return fail(&msg, fn(*c.value()));
+  });
+  if (rc != SQRAFT_OK && errmsg) *errmsg = dup_string(msg);
+  return rc;
+}
+
 }  // namespace
 
 extern "C" {
@@ -552,52 +566,35 @@ int sqraft_client_transfer(sqraft_client* c, sqraft_id id) {
 int sqraft_describe(const char* address, unsigned long long* failure_domain, unsigned long long* weight, char** errmsg) {
   if (errmsg) *errmsg = nullptr;
   if (address == nullptr) return SQRAFT_MISUSE;
-  std::string msg;
-  int rc = guarded(&msg, [&] {
-    auto c = Client::connect_node(address);
-    if (!c.ok()) return fail(&msg, c.status());
-    auto m = c.value()->describe();
-    if (!m.ok()) return fail(&msg, m.status());
+  return on_node(address, errmsg, [&](Client& c) {
+    auto m = c.describe();
+    if (!m.ok()) return m.status();
     if (failure_domain) *failure_domain = m->failure_domain;
     if (weight) *weight = m->weight;
-    return SQRAFT_OK;
+    return Status::Ok();
   });
-  if (rc != SQRAFT_OK && errmsg) *errmsg = dup_string(msg);
-  return rc;
 }
 
 int sqraft_set_weight(const char* address, unsigned long long weight, char** errmsg) {
   if (errmsg) *errmsg = nullptr;
   if (address == nullptr) return SQRAFT_MISUSE;
-  std::string msg;
-  int rc = guarded(&msg, [&] {
-    auto c = Client::connect_node(address);
-    if (!c.ok()) return fail(&msg, c.status());
-    return fail(&msg, c.value()->weight(weight));
-  });
-  if (rc != SQRAFT_OK && errmsg) *errmsg = dup_string(msg);
-  return rc;
+  return on_node(address, errmsg, [&](Client& c) { return c.weight(weight); });
 }
 
 int sqraft_dump(const char* address, const char* db, const char* dir, char** errmsg) {
   if (errmsg) *errmsg = nullptr;
   if (address == nullptr || db == nullptr || dir == nullptr) return SQRAFT_MISUSE;
-  std::string msg;
-  int rc = guarded(&msg, [&] {
-    auto c = Client::connect_node(address);
-    if (!c.ok()) return fail(&msg, c.status());
-    auto files = c.value()->dump(db);
-    if (!files.ok()) return fail(&msg, files.status());
+  return on_node(address, errmsg, [&](Client& c) {
+    auto files = c.dump(db);
+    if (!files.ok()) return files.status();
     for (const File& f : files.value()) {
-      if (f.name.find('/') != std::string::npos) return fail(&msg, Status::Error(SQRAFT_PROTO, "bad file name " + f.name));
+      if (f.name.find('/') != std::string::npos) return Status::Error(SQRAFT_PROTO, "bad file name " + f.name);
       std::ofstream out(std::filesystem::path(dir) / f.name, std::ios::binary | std::ios::trunc);
       out.write(f.data.data(), std::streamsize(f.data.size()));
-      if (!out) return fail(&msg, Status::IoError("cannot write " + f.name + " in " + dir));
+      if (!out) return Status::IoError("cannot write " + f.name + " in " + dir);
     }
-    return SQRAFT_OK;
+    return Status::Ok();
   });
-  if (rc != SQRAFT_OK && errmsg) *errmsg = dup_string(msg);
-  return rc;
 }
 
 // ---- import and backup -------------------------------------------------------------
