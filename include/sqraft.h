@@ -54,6 +54,9 @@ extern "C" {
 #define SQRAFT_NOTLEADER (10 | (40 << 8))      /* 10250: ask the leader */
 #define SQRAFT_LEADERSHIPLOST (10 | (41 << 8)) /* 10506: outcome unknown */
 #define SQRAFT_PROTO 1005                      /* malformed message */
+/* 10248 (SQLITE_READONLY class): a write of the application's own sqlite3
+ * connection on a node that is not the leader (see sqraft_node_set_vfs_name). */
+#define SQRAFT_READONLY_NOTLEADER (8 | (40 << 8))
 
 /* Roles, as on the wire. */
 #define SQRAFT_VOTER 0
@@ -140,6 +143,25 @@ SQRAFT_API int sqraft_node_set_threads(sqraft_node* node, unsigned readers, unsi
  * unix-socket address. sqraft_node_start fails with SQRAFT_IOERR if it cannot
  * listen there. Every metric is described in docs/operations.md "Metrics". */
 SQRAFT_API int sqraft_node_set_metrics_address(sqraft_node* node, const char* address);
+/* Lets the application's own sqlite3 connections use the node's replicated
+ * databases: when the node starts, it registers its VFS with SQLite under
+ * `name` (NULL: "sqraft"). Then sqlite3_open_v2("app.db", &db, flags, name)
+ * or the URI "file:app.db?vfs=sqraft" opens replicated database "app.db",
+ * the same one clients reach over the wire protocol; it is created (on the
+ * leader) if SQLITE_OPEN_CREATE allows; its temporary files stay on
+ * SQLite's default VFS. Other connections are not affected. On such a
+ * connection:
+ *  - on the leader, COMMIT (or an autocommit write) returns once a quorum
+ *    has stored the transaction and this node applied it;
+ *  - elsewhere a write fails before anything changes: with
+ *    SQRAFT_READONLY_NOTLEADER while a leader is known, with SQLITE_BUSY
+ *    while none is (an election), so sqlite3_busy_timeout() waits it out;
+ *  - reads are of this node's copy; checkpoints are the cluster's own (the
+ *    connection's automatic or explicit ones do nothing).
+ * Close every such connection before stopping the node. sqraft_node_start
+ * fails with SQRAFT_ERROR if SQLite already has a VFS named `name`. Before
+ * start, else SQRAFT_MISUSE. */
+SQRAFT_API int sqraft_node_set_vfs_name(sqraft_node* node, const char* name);
 /* The founding voters of a new cluster (this node among them). A node
  * started with an empty data directory bootstraps the cluster with them; a
  * node whose directory already holds a cluster ignores them and rejoins with

@@ -22,6 +22,10 @@ namespace sqraft {
 // Extended SQLite codes used by dqlite and its clients (see docs/wire-protocol.md).
 inline constexpr int kErrNotLeader = SQLITE_IOERR | (40 << 8);        // 10250
 inline constexpr int kErrLeadershipLost = SQLITE_IOERR | (41 << 8);   // 10506
+// What the application's own connections (the SQLite-replacement mode) get
+// when they try to write on a node that is not the leader: a READONLY-class
+// code, which SQLite programs already treat as "this handle cannot write".
+inline constexpr int kErrReadonlyNotLeader = SQLITE_READONLY | (40 << 8);  // 10248
 // sqraft's own: this node's copy of the data differs from the leader's.
 inline constexpr int kErrDivergence = SQLITE_CORRUPT | (99 << 8);
 

@@ -9,14 +9,33 @@
 
 #include "boundary.h"
 #include "db_name.h"
+#include "wal_format.h"
 
 namespace sqraft {
 
 namespace {
 
-// Set while the loop thread opens its own (system) connections, so that
-// xOpen can mark them: they may take the write lock without capturing.
-thread_local bool t_opening_system = false;
+// Who opens a connection, so that xOpen can mark its files: the
+// application (its own sqlite3_open through an alias of the VFS), the node
+// (Vfs::open: the gateway's readers and the databases' writers) or the loop
+// thread's system connections, which may take the write lock without
+// capturing and are the only ones that checkpoint.
+enum class Opener : uint8_t { kApp, kNode, kSystem };
+thread_local Opener t_opener = Opener::kApp;
+
+// Sets t_opener for one scope (a system connection opens through Vfs::open).
+class OpenerScope {
+ public:
+  explicit OpenerScope(Opener o) : saved_(t_opener) {
+    if (saved_ != Opener::kSystem) t_opener = o;
+  }
+  ~OpenerScope() { t_opener = saved_; }
+  OpenerScope(const OpenerScope&) = delete;
+  OpenerScope& operator=(const OpenerScope&) = delete;
+
+ private:
+  Opener saved_;
+};
 
 constexpr int kDeviceCharacteristics =
     SQLITE_IOCAP_POWERSAFE_OVERWRITE | SQLITE_IOCAP_SAFE_APPEND | SQLITE_IOCAP_SEQUENTIAL;
@@ -29,7 +48,8 @@ struct SqraftFile {
   Vfs* vfs;
   std::shared_ptr<Database> db;
   bool is_wal;
-  bool system;
+  Opener opener;
+  bool system() const { return opener == Opener::kSystem; }
 };
 
 struct VfsGlue {
@@ -108,9 +128,24 @@ struct VfsGlue {
   static int shm_lock(sqlite3_file* file, int offset, int n, int flags) {
     SqraftFile* f = of(file);
     ReplicationHooks* hooks = f->vfs->hooks_;
-    const bool wants_write = offset == 0 && (flags & SQLITE_SHM_LOCK) && (flags & SQLITE_SHM_EXCLUSIVE);
-    const bool allowed = !wants_write || hooks == nullptr || f->system || hooks->writes_allowed();
-    Database::ShmLockResult r = f->db->shm_lock(file, f->system, offset, n, flags, allowed);
+    const bool exclusive = (flags & SQLITE_SHM_LOCK) && (flags & SQLITE_SHM_EXCLUSIVE);
+    const bool wants_write = offset == 0 && exclusive;
+    const bool allowed = !wants_write || hooks == nullptr || f->system() || hooks->writes_allowed();
+    if (hooks != nullptr && f->opener == Opener::kApp) {
+      // The application's own connections: their checkpoints would fold the
+      // WAL where the others do not (the replicated Checkpoint does that), so
+      // the checkpoint lock alone is always busy for them (an automatic
+      // checkpoint then does nothing; wal-index recovery takes it together
+      // with the next lock, and goes on); a refused write says so in
+      // SQLite's terms.
+      if (exclusive && offset == wal::kLockCheckpoint && n == 1) return SQLITE_BUSY;
+      if (wants_write && !allowed) {
+        std::string leader;
+        at_c_boundary("vfs xShmLock", [&] { leader = hooks->leader_address(); });
+        return leader.empty() ? SQLITE_BUSY : kErrReadonlyNotLeader;
+      }
+    }
+    Database::ShmLockResult r = f->db->shm_lock(file, f->system(), offset, n, flags, allowed);
     // An Undo proposal or a wake-up of the loop allocates.
     at_c_boundary("vfs xShmLock", [&] { after_shm_event(f, r); });
     return r.rc;
@@ -203,7 +238,7 @@ struct VfsGlue {
       }
     }
     if (!db) return SQLITE_CANTOPEN;
-    auto* f = new (file) SqraftFile{{}, self, std::move(db), wal, t_opening_system};
+    auto* f = new (file) SqraftFile{{}, self, std::move(db), wal, t_opener};
     f->base.pMethods = wal ? &kWalMethods : &kDbMethods;
     if (out_flags) *out_flags = flags;
     return SQLITE_OK;
@@ -304,7 +339,26 @@ Result<std::unique_ptr<Vfs>> Vfs::create(Options options, ReplicationHooks* hook
 Vfs::~Vfs() {
   for (auto& [name, conn] : system_conns_) sqlite3_close_v2(conn);
   system_conns_.clear();
+  for (auto& a : aliases_) sqlite3_vfs_unregister(&a->vfs);
   sqlite3_vfs_unregister(&vfs_);
+}
+
+Status Vfs::register_alias(const std::string& name) {
+  if (name.empty()) return Status::Invalid("a VFS name must not be empty");
+  std::lock_guard lk(mu_);
+  if (sqlite3_vfs_find(name.c_str()) != nullptr) {
+    return Status::Error(SQLITE_ERROR, "SQLite already has a VFS named '" + name + "'");
+  }
+  auto a = std::make_unique<Alias>();
+  a->name = name;
+  a->vfs = vfs_;
+  a->vfs.zName = a->name.c_str();
+  a->vfs.pNext = nullptr;
+  if (int rc = sqlite3_vfs_register(&a->vfs, 0); rc != SQLITE_OK) {
+    return Status::Error(rc, "cannot register VFS '" + name + "'");
+  }
+  aliases_.push_back(std::move(a));
+  return Status::Ok();
 }
 
 Status Vfs::validate_name(const std::string& db) { return validate_db_name(db); }
@@ -364,6 +418,7 @@ std::shared_ptr<Database> Vfs::create_local(const std::string& db, const PagePtr
 
 Result<sqlite3*> Vfs::open(const std::string& db, bool create) {
   if (Status s = validate_name(db); !s.ok()) return s;
+  OpenerScope scope(Opener::kNode);
   sqlite3* conn = nullptr;
   int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | (create ? SQLITE_OPEN_CREATE : 0);
   int rc = sqlite3_open_v2(db.c_str(), &conn, flags, options_.name.c_str());
@@ -418,9 +473,8 @@ Status Vfs::apply_undo(const std::string& db_name, uint64_t txn_id) {
 sqlite3* Vfs::system_connection(const std::string& db) {
   auto it = system_conns_.find(db);
   if (it != system_conns_.end()) return it->second;
-  t_opening_system = true;
+  OpenerScope scope(Opener::kSystem);
   Result<sqlite3*> conn = open(db, false);
-  t_opening_system = false;
   if (!conn.ok()) {
     spdlog::error("vfs {}: {}", name(), conn.status().message());
     return nullptr;

@@ -50,6 +50,9 @@ class ReplicationHooks {
   virtual void undo(const std::string& db, uint64_t txn_id) = 0;
   // The loop thread has deferred work: call Vfs::drain() there. Must not block.
   virtual void wake() = 0;
+  // The current leader's address, "" while none is known (an election).
+  // Any thread.
+  virtual std::string leader_address() = 0;
 };
 
 class Vfs {
@@ -69,6 +72,16 @@ class Vfs {
   const std::string& name() const { return options_.name; }
   uint32_t page_size() const { return options_.page_size; }
   bool replicated() const { return hooks_ != nullptr; }
+
+  // Registers this VFS with SQLite under `name` too, so that the
+  // application's own connections (sqlite3_open_v2 with that VFS name, or a
+  // "vfs=" URI parameter) open this node's databases. Those connections
+  // never checkpoint (a checkpoint is replicated: Proposer::checkpoint), and
+  // a write on a node that is not the leader fails with
+  // kErrReadonlyNotLeader, or SQLITE_BUSY while no leader is known, so that
+  // a busy timeout waits out an election. Unregistered with the VFS; fails
+  // if SQLite already has a VFS of that name. Caller's thread.
+  Status register_alias(const std::string& name);
 
   // Opens a connection to `db` with sqraft's settings (WAL, synchronous=OFF,
   // no automatic checkpoints, extended result codes). The caller owns it.
@@ -118,6 +131,13 @@ class Vfs {
   Options options_;
   ReplicationHooks* hooks_;
   sqlite3_vfs vfs_{};
+  // The same VFS under the names of register_alias(), each a copy of vfs_
+  // whose zName points into its own name.
+  struct Alias {
+    std::string name;
+    sqlite3_vfs vfs{};
+  };
+  std::vector<std::unique_ptr<Alias>> aliases_;  // guarded by mu_
   sqlite3_vfs* base_ = nullptr;  // SQLite's default VFS, for temporary files
 
   std::mutex mu_;  // guards dbs_

@@ -313,6 +313,18 @@ int sqraft_node_set_threads(sqraft_node* node, unsigned readers, unsigned writer
   return SQRAFT_OK;
 }
 
+int sqraft_node_set_vfs_name(sqraft_node* node, const char* name) {
+  if (int rc = not_before_start(node); rc != SQRAFT_OK) return rc;
+  return guarded(&node->errmsg, [&] {
+    node->options.vfs_name = name != nullptr ? name : "sqraft";
+    if (node->options.vfs_name.empty()) {
+      node->errmsg = "a VFS name must not be empty";
+      return SQRAFT_MISUSE;
+    }
+    return SQRAFT_OK;
+  });
+}
+
 int sqraft_node_set_metrics_address(sqraft_node* node, const char* address) {
   if (int rc = not_before_start(node); rc != SQRAFT_OK) return rc;
   if (address == nullptr) return SQRAFT_MISUSE;

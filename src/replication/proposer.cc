@@ -300,7 +300,23 @@ struct BarrierRequest {
 };
 }  // namespace
 
+std::string Proposer::leader_address() {
+  std::lock_guard lk(leader_mu_);
+  return leader_address_;
+}
+
+void Proposer::track_leader() {
+  raft_id id = 0;
+  const char* address = nullptr;
+  if (raft_ != nullptr && !stopping_) raft_leader(raft_, &id, &address);
+  if (id == leader_id_) return;
+  leader_id_ = id;
+  std::lock_guard lk(leader_mu_);
+  leader_address_ = id != 0 && address != nullptr ? address : "";
+}
+
 void Proposer::update_leadership() {
+  track_leader();
   if (raft_ == nullptr || stopping_ || diverged_) {
     writes_allowed_ = false;
     return;

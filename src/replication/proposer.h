@@ -79,6 +79,7 @@ class Proposer final : public ReplicationHooks, public FsmObserver {
   Status create_database(const std::string& name, const PagePtr& page1) override;
   void undo(const std::string& db, uint64_t txn_id) override;
   void wake() override;
+  std::string leader_address() override;
 
   // FsmObserver (loop thread).
   bool is_own(uint64_t proposal_id) override;
@@ -118,6 +119,7 @@ class Proposer final : public ReplicationHooks, public FsmObserver {
   static void barrier_cb(struct raft_barrier* req, int status);
   void barrier_done(raft_term term, int status);
   void update_leadership();
+  void track_leader();  // loop thread
   bool on_loop_thread() const { return std::this_thread::get_id() == loop_thread_; }
 
   Options options_;
@@ -133,6 +135,10 @@ class Proposer final : public ReplicationHooks, public FsmObserver {
   std::atomic<bool> vfs_work_{false};
   std::atomic<uint64_t> next_proposal_id_;
   std::atomic<bool> writes_allowed_{false};
+  // The leader as the loop thread last saw it, for other threads.
+  std::mutex leader_mu_;
+  raft_id leader_id_ = 0;        // loop thread
+  std::string leader_address_;  // guarded by leader_mu_
   std::atomic<bool> diverged_{false};
   std::atomic<bool> stopping_{false};
   Status divergence_;  // loop thread writes, then sets diverged_

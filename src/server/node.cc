@@ -258,6 +258,9 @@ Status NodeImpl::init_raft() {
   Result<std::unique_ptr<Proposer>> proposer = Proposer::create(ro);
   if (!proposer.ok()) return proposer.status();
   proposer_ = std::move(proposer).value();
+  if (!options_.vfs_name.empty()) {
+    if (Status s = proposer_->vfs().register_alias(options_.vfs_name); !s.ok()) return s;
+  }
   proposer_->on_fatal([this](const Status& why) {
     // Silent divergence is the worst failure a replicated database can have:
     // stop serving at once, loudly, and leave the data for inspection.

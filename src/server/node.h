@@ -69,6 +69,10 @@ struct NodeOptions {
   unsigned txn_idle_timeout_ms = 30000;
   // host:port where GET /metrics serves Prometheus metrics; empty: none.
   std::string metrics_address;
+  // Also registers the node's VFS with SQLite under this name when the node
+  // starts, for the application's own sqlite3 connections (the SQLite-
+  // replacement mode, see Vfs::register_alias); "" registers none.
+  std::string vfs_name;
   // Called (on the node's loop thread) when the node stops itself because it
   // cannot go on safely: its state diverged from the leader's. The node is
   // already shutting down; the owner should still call stop().

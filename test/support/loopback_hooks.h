@@ -30,6 +30,14 @@ class LoopbackHooks : public ReplicationHooks {
   Status last_follower_error;
 
   bool writes_allowed() override { return allow_writes; }
+  std::string leader_address() override {
+    std::lock_guard lk(leader_mu_);
+    return leader_address_;
+  }
+  void set_leader_address(std::string a) {
+    std::lock_guard lk(leader_mu_);
+    leader_address_ = std::move(a);
+  }
 
   Status replicate(const FramesBatch& batch) override {
     if (before_replicate) {
@@ -72,6 +80,8 @@ class LoopbackHooks : public ReplicationHooks {
  private:
   Vfs* leader_ = nullptr;
   std::vector<Vfs*> followers_;
+  std::mutex leader_mu_;
+  std::string leader_address_;
 };
 
 }  // namespace sqraft::test

@@ -47,6 +47,7 @@ struct FollowerHooks : ReplicationHooks {
   Status create_database(const std::string&, const PagePtr&) override { return Status::NotLeader(); }
   void undo(const std::string&, uint64_t) override {}
   void wake() override {}
+  std::string leader_address() override { return "127.0.0.1:9001"; }
 };
 
 // A leader VFS replicating to `n` follower VFSes through LoopbackHooks.
@@ -246,6 +247,60 @@ TEST_CASE("capture: writes are refused with 'not leader' when the node may not w
   CHECK(exec(l, "INSERT INTO t VALUES(1)") == SQLITE_OK);
   sqlite3_close(l);
   trio.check_equal("test.db", "SELECT * FROM t");
+}
+
+TEST_CASE("alias: the application's own connections write through the leader and are refused elsewhere") {
+  Trio trio(1);
+  const std::string name = unique_name("app-vfs");
+  REQUIRE(trio.leader->register_alias(name).ok());
+  // The name is taken now: a second registration says so.
+  Status again = trio.leader->register_alias(name);
+  CHECK(!again.ok());
+  CHECK(again.message().find("already has a VFS") != std::string::npos);
+
+  // Plain sqlite3_open_v2 with the alias, no sqraft settings: the database
+  // is created through the hooks and is in WAL mode by its header.
+  sqlite3* app = nullptr;
+  REQUIRE(sqlite3_open_v2("app.db", &app, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, name.c_str()) == SQLITE_OK);
+  sqlite3_extended_result_codes(app, 1);
+  CHECK(query(app, "PRAGMA journal_mode") == "wal");
+  REQUIRE(exec(app, "CREATE TABLE t(x)") == SQLITE_OK);
+  for (int i = 0; i < 20; i++) REQUIRE(exec(app, "INSERT INTO t VALUES(randomblob(3000))") == SQLITE_OK);
+  // Its checkpoints do nothing: only the replicated Checkpoint folds the WAL
+  // (SQLite's automatic one is refused the same way).
+  const size_t frames = trio.leader->wal_frames("app.db");
+  CHECK(frames > 20);
+  CHECK(query(app, "PRAGMA wal_checkpoint(TRUNCATE)") == "1|-1|-1");
+  CHECK(trio.leader->wal_frames("app.db") == frames);
+  trio.check_equal("app.db", "SELECT rowid, x FROM t");
+
+  // Not the leader: a write is refused before anything changes, with a
+  // READONLY-class code when a leader is known and BUSY while none is.
+  trio.hooks.allow_writes = false;
+  trio.hooks.set_leader_address("127.0.0.1:9002");
+  CHECK(exec(app, "INSERT INTO t VALUES(1)") == kErrReadonlyNotLeader);
+  CHECK((kErrReadonlyNotLeader & 0xff) == SQLITE_READONLY);
+  trio.hooks.set_leader_address("");
+  sqlite3_busy_timeout(app, 0);
+  CHECK(exec(app, "INSERT INTO t VALUES(1)") == SQLITE_BUSY);
+  CHECK(query(app, "SELECT count(*) FROM t") == "20");  // reads go on
+  // The busy timeout rides out an election: writes resume once allowed.
+  sqlite3_busy_timeout(app, 5000);
+  std::thread elect([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    trio.hooks.allow_writes = true;
+  });
+  CHECK(exec(app, "INSERT INTO t VALUES(1)") == SQLITE_OK);
+  elect.join();
+  // The node's own connections keep the codes dqlite's clients know.
+  trio.hooks.allow_writes = false;
+  trio.hooks.set_leader_address("127.0.0.1:9002");
+  sqlite3* node = open(*trio.leader, "app.db");
+  CHECK(exec(node, "INSERT INTO t VALUES(2)") == kErrNotLeader);
+  trio.hooks.allow_writes = true;
+  sqlite3_close(node);
+  sqlite3_close(app);
+  trio.check_equal("app.db", "SELECT rowid, x FROM t");
 }
 
 TEST_CASE("capture: a large transaction streams in pieces and commits everywhere") {
