@@ -4,6 +4,7 @@
 #include <strings.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstring>
 #include <new>
 
@@ -37,6 +38,10 @@ class OpenerScope {
   Opener saved_;
 };
 
+// How long a connection waits for the cluster (PRAGMA sqraft_timeout).
+constexpr uint32_t kDefaultTimeoutMs = 5000;
+constexpr uint32_t kMaxTimeoutMs = 600000;
+
 constexpr int kDeviceCharacteristics =
     SQLITE_IOCAP_POWERSAFE_OVERWRITE | SQLITE_IOCAP_SAFE_APPEND | SQLITE_IOCAP_SEQUENTIAL;
 }  // namespace
@@ -49,6 +54,10 @@ struct SqraftFile {
   std::shared_ptr<Database> db;
   bool is_wal;
   Opener opener;
+  // Set by PRAGMA sqraft_read / sqraft_timeout (main database file only).
+  bool linearizable = false;
+  bool read_confirmed = false;  // the barrier of the read starting now is done
+  uint32_t timeout_ms = kDefaultTimeoutMs;
   bool system() const { return opener == Opener::kSystem; }
 };
 
@@ -104,9 +113,74 @@ struct VfsGlue {
     at_c_boundary("vfs xFileControl", [&] { rc = pragma_control(of(file), static_cast<char**>(arg)); });
     return rc;
   }
+  static int pragma_result(char** args, const std::string& value) {
+    args[0] = sqlite3_mprintf("%s", value.c_str());
+    return args[0] ? SQLITE_OK : SQLITE_NOMEM;
+  }
+  static bool parse_u64(const char* text, uint64_t* out) {
+    if (text == nullptr || *text < '0' || *text > '9') return false;
+    char* end = nullptr;
+    errno = 0;
+    const unsigned long long v = std::strtoull(text, &end, 10);
+    if (errno != 0 || *end != '\0') return false;
+    *out = v;
+    return true;
+  }
+  // PRAGMA sqraft_*: what the application asks of the cluster. Blocking
+  // ones (sqraft_wait_index, sqraft_read) belong to the application's own
+  // connections; remote clients' connections get the read-only ones.
+  static int sqraft_pragma(SqraftFile* f, const char* name, const char* value, char** args) {
+    ReplicationHooks* hooks = f->vfs->hooks_;
+    const bool app = f->opener == Opener::kApp;
+    if (strcasecmp(name, "sqraft_leader") == 0) {
+      if (value) return pragma_error(args, "sqraft_leader is read-only");
+      return pragma_result(args, hooks ? hooks->leader_address() : "");
+    }
+    if (strcasecmp(name, "sqraft_applied_index") == 0) {
+      if (value) return pragma_error(args, "sqraft_applied_index is read-only");
+      return pragma_result(args, std::to_string(hooks ? hooks->applied_index() : 0));
+    }
+    if (!app) return pragma_error(args, std::string("PRAGMA ") + name + " is only for the application's own connections");
+    if (strcasecmp(name, "sqraft_timeout") == 0) {
+      if (value) {
+        uint64_t ms = 0;
+        if (!parse_u64(value, &ms) || ms > kMaxTimeoutMs) {
+          return pragma_error(args, "sqraft_timeout takes milliseconds, 0 to " + std::to_string(kMaxTimeoutMs));
+        }
+        f->timeout_ms = uint32_t(ms);
+      }
+      return pragma_result(args, std::to_string(f->timeout_ms));
+    }
+    if (strcasecmp(name, "sqraft_read") == 0) {
+      if (value) {
+        if (strcasecmp(value, "linearizable") == 0) {
+          f->linearizable = true;
+        } else if (strcasecmp(value, "local") == 0) {
+          f->linearizable = false;
+        } else {
+          return pragma_error(args, "sqraft_read is 'local' or 'linearizable'");
+        }
+        f->read_confirmed = false;
+      }
+      return pragma_result(args, f->linearizable ? "linearizable" : "local");
+    }
+    if (strcasecmp(name, "sqraft_wait_index") == 0) {
+      uint64_t index = 0;
+      if (!parse_u64(value, &index)) return pragma_error(args, "sqraft_wait_index takes a log index (PRAGMA sqraft_wait_index = N)");
+      if (hooks == nullptr) return pragma_result(args, "0");
+      const Status s = hooks->wait_applied(index, std::chrono::milliseconds(f->timeout_ms));
+      if (!s.ok()) {
+        args[0] = sqlite3_mprintf("sqraft_wait_index: %s", s.message().c_str());
+        return s.is_busy() ? SQLITE_BUSY : SQLITE_ERROR;
+      }
+      return pragma_result(args, std::to_string(hooks->applied_index()));
+    }
+    return pragma_error(args, std::string("unknown sqraft pragma '") + name + "'");
+  }
   static int pragma_control(SqraftFile* f, char** args) {
     const char* name = args[1];
     const char* value = args[2];
+    if (strncasecmp(name, "sqraft_", 7) == 0) return sqraft_pragma(f, name, value, args);
     if (value == nullptr) return SQLITE_NOTFOUND;
     if (strcasecmp(name, "journal_mode") == 0 && strcasecmp(value, "wal") != 0) {
       return pragma_error(args, "sqraft databases always use journal_mode=WAL");
@@ -131,6 +205,24 @@ struct VfsGlue {
     const bool exclusive = (flags & SQLITE_SHM_LOCK) && (flags & SQLITE_SHM_EXCLUSIVE);
     const bool wants_write = offset == 0 && exclusive;
     const bool allowed = !wants_write || hooks == nullptr || f->system() || hooks->writes_allowed();
+    if (hooks != nullptr && f->linearizable && (flags & SQLITE_SHM_LOCK) && (flags & SQLITE_SHM_SHARED) &&
+        offset >= wal::kLockReadFirst && n == 1) {
+      // A read transaction starts (SQLite takes a read-mark slot after it
+      // read the wal-index header). The first attempt waits for a read
+      // barrier and answers BUSY, which makes SQLite read the header again:
+      // now it covers every transaction committed before the barrier.
+      if (!f->read_confirmed) {
+        Status s = Status::Ok();
+        at_c_boundary("vfs read barrier", [&] { s = hooks->read_barrier(std::chrono::milliseconds(f->timeout_ms)); });
+        if (!s.ok()) {
+          spdlog::debug("db '{}': linearizable read refused: {}", f->db->name(), s.message());
+          return s.is_not_leader() ? kErrNotLeader : SQLITE_BUSY_TIMEOUT;
+        }
+        f->read_confirmed = true;
+        return SQLITE_BUSY;
+      }
+      f->read_confirmed = false;
+    }
     if (hooks != nullptr && f->opener == Opener::kApp) {
       // The application's own connections: their checkpoints would fold the
       // WAL where the others do not (the replicated Checkpoint does that), so

@@ -19,6 +19,7 @@
 
 #include <sqlite3.h>
 
+#include <chrono>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -53,6 +54,16 @@ class ReplicationHooks {
   // The current leader's address, "" while none is known (an election).
   // Any thread.
   virtual std::string leader_address() = 0;
+  // The highest log index applied to this node's databases. Any thread.
+  virtual uint64_t applied_index() = 0;
+  // Returns once applied_index() >= index, or SQLITE_BUSY after `timeout`.
+  // Any thread but the loop's.
+  virtual Status wait_applied(uint64_t index, std::chrono::milliseconds timeout) = 0;
+  // Returns once this node has confirmed it is still the leader and has
+  // applied everything committed before the call (a Raft barrier, shared by
+  // concurrent callers); kErrNotLeader on a follower, SQLITE_BUSY after
+  // `timeout`. Any thread but the loop's.
+  virtual Status read_barrier(std::chrono::milliseconds timeout) = 0;
 };
 
 class Vfs {

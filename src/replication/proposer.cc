@@ -30,6 +30,12 @@ Status status_from_raft(int rv, const char* what) {
   }
 }
 
+struct BarrierRequest {
+  struct raft_barrier req;
+  Proposer* self;
+  raft_term term;
+};
+
 }  // namespace
 
 void Proposer::Waiter::complete(const Status& s) {
@@ -43,6 +49,14 @@ void Proposer::Waiter::complete(const Status& s) {
 Status Proposer::Waiter::wait() {
   std::unique_lock lk(mu);
   cv.wait(lk, [&] { return done; });
+  return status;
+}
+
+Status Proposer::Waiter::wait_for(std::chrono::milliseconds timeout, const char* what) {
+  std::unique_lock lk(mu);
+  if (!cv.wait_for(lk, timeout, [&] { return done; })) {
+    return Status::Busy(std::string(what) + ": no answer within " + std::to_string(timeout.count()) + " ms");
+  }
   return status;
 }
 
@@ -114,6 +128,18 @@ void Proposer::poll() {
   for (auto& fn : fns) fn();
   if (vfs_work_.exchange(false)) vfs_->drain();
   update_leadership();
+  track_applied();
+}
+
+void Proposer::track_applied() {
+  if (raft_ == nullptr) return;
+  const uint64_t a = raft_last_applied(raft_);
+  if (a == applied_index_.load()) return;
+  {
+    std::lock_guard lk(applied_mu_);
+    applied_index_ = a;
+  }
+  applied_cv_.notify_all();
 }
 
 void Proposer::shutdown() {
@@ -128,6 +154,15 @@ void Proposer::shutdown() {
   for (auto& [id, p] : inflight_) {
     if (p->waiter) p->waiter->complete(Status::LeadershipLost("leadership lost: node is shutting down"));
   }
+  const Status gone = Status::NotLeader("node is shutting down");
+  for (auto& w : read_waiting_) w->complete(gone);
+  for (auto& w : read_inflight_) w->complete(gone);
+  read_waiting_.clear();
+  read_inflight_.clear();
+  {
+    std::lock_guard lk(applied_mu_);  // wait_applied() sees stopping_
+  }
+  applied_cv_.notify_all();
 }
 
 // ---- proposals -------------------------------------------------------------
@@ -252,6 +287,63 @@ void Proposer::undo(const std::string& db, uint64_t txn_id) {
   propose_async(std::move(cmd));
 }
 
+Status Proposer::wait_applied(uint64_t index, std::chrono::milliseconds timeout) {
+  std::unique_lock lk(applied_mu_);
+  const bool reached = applied_cv_.wait_for(lk, timeout, [&] { return applied_index_.load() >= index || stopping_; });
+  if (applied_index_.load() >= index) return Status::Ok();
+  if (!reached) {
+    return Status::Busy("applied index " + std::to_string(applied_index_.load()) + " has not reached " +
+                        std::to_string(index) + " within " + std::to_string(timeout.count()) + " ms");
+  }
+  return Status::NotLeader("node is shutting down");
+}
+
+Status Proposer::read_barrier(std::chrono::milliseconds timeout) {
+  if (on_loop_thread()) return Status::Internal("a read barrier cannot wait on the loop thread");
+  auto waiter = std::make_shared<Waiter>();
+  if (!post([this, waiter] {
+        if (stopping_ || diverged_ || raft_ == nullptr || raft_state(raft_) != RAFT_LEADER) {
+          waiter->complete(Status::NotLeader("linearizable reads are served by the leader"));
+          return;
+        }
+        read_waiting_.push_back(waiter);
+        if (!read_barrier_inflight_) start_read_barrier();
+      })) {
+    return Status::NotLeader("node is shutting down");
+  }
+  return waiter->wait_for(timeout, "read barrier");
+}
+
+void Proposer::start_read_barrier() {
+  if (read_waiting_.empty()) return;
+  auto* b = new BarrierRequest{{}, this, raft_->current_term};
+  b->req.data = b;
+  if (int rv = raft_barrier(raft_, &b->req, read_barrier_cb); rv != 0) {
+    delete b;
+    const Status s = status_from_raft(rv, "read barrier");
+    for (auto& w : read_waiting_) w->complete(s);
+    read_waiting_.clear();
+    return;
+  }
+  read_inflight_.swap(read_waiting_);
+  read_waiting_.clear();
+  read_barrier_inflight_ = true;
+}
+
+void Proposer::read_barrier_cb(struct raft_barrier* req, int status) {
+  std::unique_ptr<BarrierRequest> b(static_cast<BarrierRequest*>(req->data));
+  at_c_boundary("read barrier completion", [&] {
+    Proposer* self = b->self;
+    self->read_barrier_inflight_ = false;
+    // The barrier is applied: so is everything committed before it.
+    self->track_applied();
+    const Status s = status == 0 ? Status::Ok() : status_from_raft(status, "read barrier");
+    for (auto& w : self->read_inflight_) w->complete(s);
+    self->read_inflight_.clear();
+    if (!self->stopping_) self->start_read_barrier();
+  });
+}
+
 // ---- FsmObserver ---------------------------------------------------------------
 
 bool Proposer::is_own(uint64_t proposal_id) {
@@ -291,14 +383,6 @@ void Proposer::checkpoint(const std::string& db) {
 }
 
 // ---- leadership ------------------------------------------------------------------
-
-namespace {
-struct BarrierRequest {
-  struct raft_barrier req;
-  Proposer* self;
-  raft_term term;
-};
-}  // namespace
 
 std::string Proposer::leader_address() {
   std::lock_guard lk(leader_mu_);

@@ -15,6 +15,7 @@
 #include "raft_api.h"
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
@@ -80,6 +81,9 @@ class Proposer final : public ReplicationHooks, public FsmObserver {
   void undo(const std::string& db, uint64_t txn_id) override;
   void wake() override;
   std::string leader_address() override;
+  uint64_t applied_index() override { return applied_index_.load(); }
+  Status wait_applied(uint64_t index, std::chrono::milliseconds timeout) override;
+  Status read_barrier(std::chrono::milliseconds timeout) override;
 
   // FsmObserver (loop thread).
   bool is_own(uint64_t proposal_id) override;
@@ -99,6 +103,8 @@ class Proposer final : public ReplicationHooks, public FsmObserver {
     Status status;
     void complete(const Status& s);
     Status wait();
+    // As wait(), but gives up after `timeout` with SQLITE_BUSY.
+    Status wait_for(std::chrono::milliseconds timeout, const char* what);
   };
   struct Proposal {
     struct raft_apply req;
@@ -119,6 +125,9 @@ class Proposer final : public ReplicationHooks, public FsmObserver {
   static void barrier_cb(struct raft_barrier* req, int status);
   void barrier_done(raft_term term, int status);
   void update_leadership();
+  void track_applied();  // loop thread
+  void start_read_barrier();  // loop thread
+  static void read_barrier_cb(struct raft_barrier* req, int status);
   void track_leader();  // loop thread
   bool on_loop_thread() const { return std::this_thread::get_id() == loop_thread_; }
 
@@ -149,6 +158,17 @@ class Proposer final : public ReplicationHooks, public FsmObserver {
   std::set<std::string> checkpoints_inflight_;
   raft_term ready_term_ = 0;
   raft_term barrier_term_ = 0;
+  // Readers waiting for the next read barrier, and those the barrier in
+  // flight will answer (one barrier serves every reader that asked before it
+  // was proposed).
+  std::vector<std::shared_ptr<Waiter>> read_waiting_;
+  std::vector<std::shared_ptr<Waiter>> read_inflight_;
+  bool read_barrier_inflight_ = false;
+
+  // The applied index as the loop thread last saw it, for other threads.
+  std::atomic<uint64_t> applied_index_{0};
+  std::mutex applied_mu_;
+  std::condition_variable applied_cv_;
 };
 
 }  // namespace sqraft

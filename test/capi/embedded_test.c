@@ -59,6 +59,21 @@ static sqlite3* open_on(int node) {
   return db;
 }
 
+/* The single text value of `sql`, or "ERROR <code>" (static buffer). */
+static const char* scalar(sqlite3* db, const char* sql) {
+  static char out[256];
+  sqlite3_stmt* stmt = NULL;
+  int rc = sqlite3_prepare_v2(db, sql, -1, &stmt, NULL);
+  if (rc == SQLITE_OK && (rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+    const unsigned char* t = sqlite3_column_text(stmt, 0);
+    snprintf(out, sizeof out, "%s", t ? (const char*)t : "NULL");
+  } else {
+    snprintf(out, sizeof out, "ERROR %d", sqlite3_extended_errcode(db));
+  }
+  sqlite3_finalize(stmt);
+  return out;
+}
+
 static long long count_rows(sqlite3* db) {
   sqlite3_stmt* stmt = NULL;
   long long n = -1;
@@ -180,7 +195,7 @@ int main(void) {
     errors += workers[t].errors;
   }
   CHECK(errors == 0);
-  const long long expected = 2 + kThreads * kRowsPerThread;
+  long long expected = 2 + kThreads * kRowsPerThread;
   CHECK(count_rows(l) == expected);
 
   /* Every follower gets every row; a write there is refused, leaving nothing. */
@@ -196,6 +211,36 @@ int main(void) {
     CHECK(count_rows(conns[i]) == expected);
   }
 
+  /* Pragmas: every node names the leader; a follower reaches the leader's
+   * applied index by waiting for it and then reads what the leader wrote;
+   * linearizable reads are the leader's, a follower refuses them. */
+  {
+    char leader_index[64];
+    snprintf(leader_index, sizeof leader_index, "%s", scalar(l, "PRAGMA sqraft_applied_index"));
+    CHECK(atoll(leader_index) > 0);
+    CHECK(sqlite3_exec(l, "PRAGMA sqraft_read = linearizable", NULL, NULL, NULL) == SQLITE_OK);
+    CHECK(count_rows(l) == expected);
+    CHECK(sqlite3_exec(l, "INSERT INTO t VALUES (-2, 1)", NULL, NULL, NULL) == SQLITE_OK);
+    CHECK(count_rows(l) == expected + 1);
+    CHECK(sqlite3_exec(l, "PRAGMA sqraft_read = local", NULL, NULL, NULL) == SQLITE_OK);
+    snprintf(leader_index, sizeof leader_index, "%s", scalar(l, "PRAGMA sqraft_applied_index"));
+    for (int i = 0; i < kNodes; i++) {
+      CHECK(strcmp(scalar(conns[i], "PRAGMA sqraft_leader"), addr[leader]) == 0);
+      if (i == leader) continue;
+      char wait[128];
+      snprintf(wait, sizeof wait, "PRAGMA sqraft_wait_index = %s", leader_index);
+      CHECK(atoll(scalar(conns[i], wait)) >= atoll(leader_index));
+      CHECK(count_rows(conns[i]) == expected + 1);
+      snprintf(wait, sizeof wait, "PRAGMA sqraft_wait_index = %lld", atoll(leader_index) + 1000000);
+      CHECK(sqlite3_exec(conns[i], "PRAGMA sqraft_timeout = 100", NULL, NULL, NULL) == SQLITE_OK);
+      CHECK(strcmp(scalar(conns[i], wait), "ERROR 5") == 0);
+      CHECK(sqlite3_exec(conns[i], "PRAGMA sqraft_read = linearizable", NULL, NULL, NULL) == SQLITE_OK);
+      CHECK(count_rows(conns[i]) == -1);
+      CHECK(sqlite3_extended_errcode(conns[i]) == SQRAFT_NOTLEADER);
+      CHECK(sqlite3_exec(conns[i], "PRAGMA sqraft_read = local", NULL, NULL, NULL) == SQLITE_OK);
+    }
+  }
+
   /* The wire protocol's clients see the same database. */
   {
     const char* addresses[kNodes] = {addr[0], addr[1], addr[2]};
@@ -205,11 +250,11 @@ int main(void) {
     sqraft_rows* rows = NULL;
     REQUIRE(sqraft_query(c, "SELECT count(*) FROM t", NULL, 0, &rows) == SQRAFT_OK, sqraft_client_errmsg(c));
     CHECK(sqraft_rows_next(rows) == SQRAFT_ROW);
-    CHECK(sqraft_rows_value(rows, 0)->integer == expected);
+    CHECK(sqraft_rows_value(rows, 0)->integer == expected + 1);
     sqraft_rows_close(rows);
     CHECK(sqraft_exec(c, "INSERT INTO t VALUES (100, 1)", NULL, 0, NULL, NULL) == SQRAFT_OK);
     sqraft_client_close(c);
-    CHECK(count_rows(l) == expected + 1);
+    CHECK(count_rows(l) == expected + 2);
   }
 
   for (int i = 0; i < kNodes; i++) sqlite3_close(conns[i]);

@@ -39,6 +39,19 @@ class LoopbackHooks : public ReplicationHooks {
     leader_address_ = std::move(a);
   }
 
+  // Each replicate() that succeeded counts as one applied log entry.
+  uint64_t applied_index() override { return applied_.load(); }
+  Status wait_applied(uint64_t index, std::chrono::milliseconds) override {
+    return index <= applied_.load() ? Status::Ok() : Status::Busy("not applied yet");
+  }
+  // Everything is applied synchronously, so a barrier only has to be counted.
+  std::atomic<int> read_barriers{0};
+  Status read_barrier(std::chrono::milliseconds) override {
+    if (!allow_writes) return Status::NotLeader();
+    read_barriers++;
+    return Status::Ok();
+  }
+
   Status replicate(const FramesBatch& batch) override {
     if (before_replicate) {
       Status s = before_replicate(batch);
@@ -57,6 +70,7 @@ class LoopbackHooks : public ReplicationHooks {
       if (!fs.ok()) last_follower_error = fs;
     }
     (batch.commit ? commits : pieces)++;
+    applied_++;
     return Status::Ok();
   }
 
@@ -80,6 +94,7 @@ class LoopbackHooks : public ReplicationHooks {
  private:
   Vfs* leader_ = nullptr;
   std::vector<Vfs*> followers_;
+  std::atomic<uint64_t> applied_{0};
   std::mutex leader_mu_;
   std::string leader_address_;
 };

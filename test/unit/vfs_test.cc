@@ -48,6 +48,11 @@ struct FollowerHooks : ReplicationHooks {
   void undo(const std::string&, uint64_t) override {}
   void wake() override {}
   std::string leader_address() override { return "127.0.0.1:9001"; }
+  uint64_t applied_index() override { return 7; }
+  Status wait_applied(uint64_t index, std::chrono::milliseconds) override {
+    return index <= 7 ? Status::Ok() : Status::Busy("applied index 7 has not reached " + std::to_string(index));
+  }
+  Status read_barrier(std::chrono::milliseconds) override { return Status::NotLeader(); }
 };
 
 // A leader VFS replicating to `n` follower VFSes through LoopbackHooks.
@@ -301,6 +306,73 @@ TEST_CASE("alias: the application's own connections write through the leader and
   sqlite3_close(node);
   sqlite3_close(app);
   trio.check_equal("app.db", "SELECT rowid, x FROM t");
+}
+
+TEST_CASE("pragmas: sqraft_leader, applied and wait index, linearizable reads") {
+  Trio trio(1);
+  const std::string name = unique_name("app-vfs");
+  REQUIRE(trio.leader->register_alias(name).ok());
+  sqlite3* app = nullptr;
+  REQUIRE(sqlite3_open_v2("p.db", &app, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, name.c_str()) == SQLITE_OK);
+  sqlite3_extended_result_codes(app, 1);
+  REQUIRE(exec(app, "CREATE TABLE t(x)") == SQLITE_OK);
+  REQUIRE(exec(app, "INSERT INTO t VALUES(1)") == SQLITE_OK);
+
+  trio.hooks.set_leader_address("127.0.0.1:9101");
+  CHECK(query(app, "PRAGMA sqraft_leader") == "127.0.0.1:9101");
+  trio.hooks.set_leader_address("");
+  CHECK(query(app, "PRAGMA sqraft_leader") == "");
+  CHECK(query(app, "PRAGMA sqraft_leader = 'x'").find("read-only") != std::string::npos);
+
+  // Two commits so far, one log entry each in the loopback.
+  CHECK(query(app, "PRAGMA sqraft_applied_index") == "2");
+  CHECK(query(app, "PRAGMA sqraft_wait_index = 2") == "2");
+  CHECK(query(app, "PRAGMA sqraft_wait_index = 3") == "ERROR 5: sqraft_wait_index: not applied yet");
+  CHECK(query(app, "PRAGMA sqraft_wait_index = -1").find("takes a log index") != std::string::npos);
+  CHECK(query(app, "PRAGMA sqraft_wait_index = '12abc'").find("takes a log index") != std::string::npos);
+  CHECK(query(app, "PRAGMA sqraft_bogus").find("unknown sqraft pragma 'sqraft_bogus'") != std::string::npos);
+  CHECK(query(app, "PRAGMA sqraft_timeout") == "5000");
+  CHECK(query(app, "PRAGMA sqraft_timeout = 250") == "250");
+  CHECK(query(app, "PRAGMA sqraft_timeout = 100000000").find("milliseconds") != std::string::npos);
+
+  // Local reads by default: no barrier.
+  CHECK(query(app, "PRAGMA sqraft_read") == "local");
+  CHECK(query(app, "SELECT count(*) FROM t") == "1");
+  CHECK(trio.hooks.read_barriers == 0);
+  // Linearizable: every read transaction waits for one barrier first (two
+  // statements in one transaction share it).
+  CHECK(query(app, "PRAGMA sqraft_read = linearizable") == "linearizable");
+  CHECK(query(app, "PRAGMA sqraft_read = sometimes").find("'local' or 'linearizable'") != std::string::npos);
+  for (int i = 0; i < 10; i++) CHECK(query(app, "SELECT count(*) FROM t") == "1");
+  CHECK(trio.hooks.read_barriers == 10);
+  REQUIRE(exec(app, "BEGIN") == SQLITE_OK);
+  CHECK(query(app, "SELECT count(*) FROM t") == "1");
+  CHECK(query(app, "SELECT max(x) FROM t") == "1");
+  REQUIRE(exec(app, "COMMIT") == SQLITE_OK);
+  CHECK(trio.hooks.read_barriers == 11);
+  // Writes still work (their read part is confirmed the same way).
+  REQUIRE(exec(app, "INSERT INTO t VALUES(2)") == SQLITE_OK);
+  CHECK(trio.hooks.read_barriers == 12);
+  // Where the barrier cannot be had (not the leader), the read fails with
+  // the not-leader code instead of returning possibly stale rows.
+  trio.hooks.allow_writes = false;
+  CHECK(query(app, "SELECT count(*) FROM t").rfind("ERROR " + std::to_string(kErrNotLeader), 0) == 0);
+  CHECK(query(app, "PRAGMA sqraft_read = local") == "local");
+  CHECK(query(app, "SELECT count(*) FROM t") == "2");
+  trio.hooks.allow_writes = true;
+
+  // The node's own connections (remote clients) may look, not wait.
+  sqlite3* node = open(*trio.leader, "p.db");
+  CHECK(query(node, "PRAGMA sqraft_applied_index") == "3");
+  CHECK(query(node, "PRAGMA sqraft_read = linearizable").find("only for the application") != std::string::npos);
+  CHECK(query(node, "PRAGMA sqraft_wait_index = 1").find("only for the application") != std::string::npos);
+  sqlite3_close(node);
+  sqlite3_close(app);
+
+  // A follower answers from its own applied index and refuses to wait past it.
+  sqlite3* f = open(*trio.followers[0], "p.db");
+  CHECK(query(f, "PRAGMA sqraft_applied_index") == "7");
+  sqlite3_close(f);
 }
 
 TEST_CASE("capture: a large transaction streams in pieces and commits everywhere") {
