@@ -54,6 +54,12 @@ extern "C" {
 #define SQRAFT_NOTLEADER (10 | (40 << 8))      /* 10250: ask the leader */
 #define SQRAFT_LEADERSHIPLOST (10 | (41 << 8)) /* 10506: outcome unknown */
 #define SQRAFT_PROTO 1005                      /* malformed message */
+/* 10762: leadership was lost during a COMMIT and the node could not learn
+ * within its commit timeout (sqraft_node_set_commit_timeout_ms) whether the
+ * cluster kept the transaction: it may or may not have committed. When the
+ * node does learn in time, the COMMIT succeeds, or fails with
+ * SQRAFT_LEADERSHIPLOST having rolled back. */
+#define SQRAFT_COMMIT_UNKNOWN (10 | (42 << 8))
 /* 10248 (SQLITE_READONLY class): a write of the application's own sqlite3
  * connection on a node that is not the leader (see sqraft_node_set_vfs_name). */
 #define SQRAFT_READONLY_NOTLEADER (8 | (40 << 8))
@@ -128,6 +134,10 @@ SQRAFT_API int sqraft_node_set_txn_idle_timeout_ms(sqraft_node* node, unsigned m
 /* How long a write may wait in its database's queue for the writer before it
  * fails with SQRAFT_BUSY. Default 10000 ms; 0 is SQRAFT_MISUSE. */
 SQRAFT_API int sqraft_node_set_write_queue_timeout_ms(sqraft_node* node, unsigned ms);
+/* How long a commit whose leader lost leadership on the way waits to learn
+ * whether the cluster kept it (default 5000 ms); after that it fails with
+ * SQRAFT_COMMIT_UNKNOWN. Before start, else SQRAFT_MISUSE. */
+SQRAFT_API int sqraft_node_set_commit_timeout_ms(sqraft_node* node, unsigned ms);
 /* Every client statement (read or write) that runs longer than this is
  * stopped and fails with SQRAFT_INTERRUPT. Default 60000 ms; 0 is
  * SQRAFT_MISUSE. */

@@ -22,6 +22,9 @@ namespace sqraft {
 // Extended SQLite codes used by dqlite and its clients (see docs/wire-protocol.md).
 inline constexpr int kErrNotLeader = SQLITE_IOERR | (40 << 8);        // 10250
 inline constexpr int kErrLeadershipLost = SQLITE_IOERR | (41 << 8);   // 10506
+// sqraft's own: leadership was lost while a transaction committed, and the
+// node could not learn in time whether the cluster kept it.
+inline constexpr int kErrOutcomeUnknown = SQLITE_IOERR | (42 << 8);   // 10762
 // What the application's own connections (the SQLite-replacement mode) get
 // when they try to write on a node that is not the leader: a READONLY-class
 // code, which SQLite programs already treat as "this handle cannot write".
@@ -57,6 +60,7 @@ class [[nodiscard]] Status {
 
   bool is_not_leader() const { return code_ == kErrNotLeader; }
   bool is_leadership_lost() const { return code_ == kErrLeadershipLost; }
+  bool is_outcome_unknown() const { return code_ == kErrOutcomeUnknown; }
   bool is_corruption() const { return (code_ & 0xff) == SQLITE_CORRUPT; }
   bool is_busy() const { return (code_ & 0xff) == SQLITE_BUSY; }
   bool is_divergence() const { return code_ == kErrDivergence; }

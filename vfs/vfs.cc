@@ -264,6 +264,9 @@ struct VfsGlue {
     if (!s.ok()) {
       spdlog::debug("db '{}': replicating txn {:x} failed: {}", f->db->name(), w.batch->txn_id,
                     s.message());
+      // Never plain BUSY here: SQLite would keep the transaction open for a
+      // retry of a commit that is already decided (or unknown).
+      if (s.is_busy()) s = Status::Error(SQLITE_IOERR_WRITE, s.message());
     }
     return f->db->on_replicated(*w.batch, s);
   }

@@ -293,6 +293,10 @@ int sqraft_node_set_txn_idle_timeout_ms(sqraft_node* node, unsigned ms) {
   return set_positive(node, ms, [](NodeOptions& o) -> auto& { return o.txn_idle_timeout_ms; });
 }
 
+int sqraft_node_set_commit_timeout_ms(sqraft_node* node, unsigned ms) {
+  return set_positive(node, ms, [](NodeOptions& o) -> auto& { return o.commit_outcome_timeout_ms; });
+}
+
 int sqraft_node_set_write_queue_timeout_ms(sqraft_node* node, unsigned ms) {
   return set_positive(node, ms, [](NodeOptions& o) -> auto& { return o.write_queue_timeout_ms; });
 }

@@ -168,6 +168,7 @@ int Fsm::restore(struct raft_fsm* raw, struct raft_buffer* buf) {
     spdlog::error("restore: {}", e.what());
     return RAFT_NOMEM;
   }
+  self->observer_.restored();
   self->restores_++;
   if (self->metrics_) self->metrics_->snapshots_restored++;
   raft_free(buf->base);  // on success the buffer is ours

@@ -42,6 +42,9 @@ class FsmObserver {
   virtual void diverged(const Status& status) = 0;
   // A transaction committed on `db` (for checkpoint scheduling).
   virtual void committed(const std::string& db) = 0;
+  // A snapshot replaced the node's state (entries up to its index were not
+  // applied one by one).
+  virtual void restored() = 0;
 };
 
 class Fsm {

@@ -48,8 +48,34 @@ void Proposer::Waiter::complete(const Status& s) {
 
 Status Proposer::Waiter::wait() {
   std::unique_lock lk(mu);
-  cv.wait(lk, [&] { return done; });
-  return status;
+  for (;;) {
+    if (done) return status;
+    if (limbo && !owned && std::chrono::steady_clock::now() >= limbo_deadline) {
+      abandoned = true;
+      return Status::Error(kErrOutcomeUnknown,
+                           "leadership was lost during the commit and the node could not learn in time whether the "
+                           "cluster kept the transaction: it may or may not have committed");
+    }
+    if (limbo && !owned) {
+      cv.wait_until(lk, limbo_deadline);
+    } else {
+      cv.wait(lk);
+    }
+  }
+}
+
+void Proposer::Waiter::enter_limbo(std::chrono::steady_clock::time_point deadline) {
+  std::lock_guard lk(mu);
+  limbo = true;
+  limbo_deadline = deadline;
+  cv.notify_all();
+}
+
+bool Proposer::Waiter::claim() {
+  std::lock_guard lk(mu);
+  if (abandoned) return false;
+  owned = true;
+  return true;
 }
 
 Status Proposer::Waiter::wait_for(std::chrono::milliseconds timeout, const char* what) {
@@ -85,6 +111,7 @@ Proposer::~Proposer() {
   for (auto& [id, p] : inflight_) {
     if (p->waiter) p->waiter->complete(Status::LeadershipLost("node destroyed"));
   }
+  for (auto& [id, l] : limbo_) l.waiter->complete(Status::Error(kErrOutcomeUnknown, "node destroyed"));
 }
 
 void Proposer::attach(struct raft* raft, std::function<void()> wake_loop) {
@@ -134,6 +161,16 @@ void Proposer::poll() {
 void Proposer::track_applied() {
   if (raft_ == nullptr) return;
   const uint64_t a = raft_last_applied(raft_);
+  for (auto it = limbo_.begin(); it != limbo_.end();) {
+    if (it->second.index > a) {
+      ++it;
+      continue;
+    }
+    // Another entry holds its index: it did not commit, and never will.
+    it->second.waiter->complete(
+        Status::LeadershipLost("leadership lost before the transaction committed: it was rolled back"));
+    it = limbo_.erase(it);
+  }
   if (a == applied_index_.load()) return;
   {
     std::lock_guard lk(applied_mu_);
@@ -154,6 +191,11 @@ void Proposer::shutdown() {
   for (auto& [id, p] : inflight_) {
     if (p->waiter) p->waiter->complete(Status::LeadershipLost("leadership lost: node is shutting down"));
   }
+  for (auto& [id, l] : limbo_) {
+    l.waiter->complete(Status::Error(kErrOutcomeUnknown, "the node stopped before it learned whether the transaction "
+                                                          "committed (leadership was lost during the commit)"));
+  }
+  limbo_.clear();
   const Status gone = Status::NotLeader("node is shutting down");
   for (auto& w : read_waiting_) w->complete(gone);
   for (auto& w : read_inflight_) w->complete(gone);
@@ -249,6 +291,16 @@ void Proposer::apply_cb(struct raft_apply* req, int status, void* /*result*/) {
     spdlog::trace("proposal {:x} callback status {}", p->id, status);
     self->inflight_.erase(p->id);
     if (!p->checkpoint_db.empty()) self->checkpoints_inflight_.erase(p->checkpoint_db);
+    if (p->waiter && status == RAFT_LEADERSHIPLOST && p->req.index != 0 && !self->stopping_) {
+      // The entry may still commit under the next leader: wait until this
+      // node has applied its index (or the writer's deadline).
+      spdlog::debug("proposal {:x} at index {}: leadership lost, waiting for the outcome", p->id, p->req.index);
+      p->waiter->enter_limbo(std::chrono::steady_clock::now() +
+                             std::chrono::milliseconds(self->options_.commit_outcome_timeout_ms));
+      self->limbo_[p->id] = Limbo{p->req.index, p->waiter};
+      self->track_applied();
+      return;
+    }
     if (p->waiter) {
       // Success was reported by applied(); here only failures remain.
       p->waiter->complete(status == 0 ? Status::Internal("proposal applied without a result")
@@ -347,15 +399,37 @@ void Proposer::read_barrier_cb(struct raft_barrier* req, int status) {
 // ---- FsmObserver ---------------------------------------------------------------
 
 bool Proposer::is_own(uint64_t proposal_id) {
-  auto it = inflight_.find(proposal_id);
-  return it != inflight_.end() && it->second->waiter != nullptr;
+  if (auto it = inflight_.find(proposal_id); it != inflight_.end()) {
+    return it->second->waiter != nullptr && it->second->waiter->claim();
+  }
+  auto it = limbo_.find(proposal_id);
+  return it != limbo_.end() && it->second.waiter->claim();
 }
 
 void Proposer::applied(uint64_t proposal_id, const Status& status) {
   auto it = inflight_.find(proposal_id);
   spdlog::trace("proposal {:x} applied ({}), own={}", proposal_id, status.to_string(), it != inflight_.end());
-  if (it == inflight_.end()) return;
-  if (it->second->waiter) it->second->waiter->complete(status);
+  if (it != inflight_.end()) {
+    if (it->second->waiter) it->second->waiter->complete(status);
+    return;
+  }
+  if (auto l = limbo_.find(proposal_id); l != limbo_.end()) {
+    // Committed after all, under the next leader.
+    spdlog::debug("proposal {:x} committed after leadership was lost", proposal_id);
+    l->second.waiter->complete(status);
+    limbo_.erase(l);
+  }
+}
+
+void Proposer::restored() {
+  // The entries up to the snapshot were not applied one by one: whether a
+  // proposal in limbo is among them cannot be told.
+  for (auto& [id, l] : limbo_) {
+    l.waiter->complete(Status::Error(kErrOutcomeUnknown,
+                                     "leadership was lost during the commit and a snapshot replaced the node's "
+                                     "state: the transaction may or may not have committed"));
+  }
+  limbo_.clear();
 }
 
 void Proposer::diverged(const Status& status) {

@@ -43,6 +43,10 @@ class Proposer final : public ReplicationHooks, public FsmObserver {
     // The leader asks for a Checkpoint once a database's WAL has this many frames.
     uint32_t checkpoint_threshold_frames = 1000;
     Metrics* metrics = nullptr;  // counters to bump (may be null; must outlive the Proposer)
+    // A proposal whose leader lost leadership may still commit under the
+    // next one: its writer waits this long for the node to learn the
+    // outcome before giving up with kErrOutcomeUnknown.
+    unsigned commit_outcome_timeout_ms = 5000;
   };
 
   static Result<std::unique_ptr<Proposer>> create(Options options);
@@ -87,6 +91,7 @@ class Proposer final : public ReplicationHooks, public FsmObserver {
 
   // FsmObserver (loop thread).
   bool is_own(uint64_t proposal_id) override;
+  void restored() override;
   void applied(uint64_t proposal_id, const Status& status) override;
   void diverged(const Status& status) override;
   void committed(const std::string& db) override;
@@ -96,15 +101,31 @@ class Proposer final : public ReplicationHooks, public FsmObserver {
   void corrupt_next_checksum_for_testing() { corrupt_next_checksum_ = true; }
 
  private:
+  // One waiting writer (or reader, for a barrier). A proposal whose leader
+  // lost leadership goes into limbo: its writer then waits only until the
+  // limbo deadline, and once it gave up (abandoned) the entry, should it
+  // still commit, is applied as someone else's.
   struct Waiter {
     std::mutex mu;
     std::condition_variable cv;
     bool done = false;
+    bool owned = false;      // the FSM applies the entry as the writer's own
+    bool abandoned = false;  // the writer stopped waiting
+    bool limbo = false;
+    std::chrono::steady_clock::time_point limbo_deadline;
     Status status;
     void complete(const Status& s);
     Status wait();
     // As wait(), but gives up after `timeout` with SQLITE_BUSY.
     Status wait_for(std::chrono::milliseconds timeout, const char* what);
+    void enter_limbo(std::chrono::steady_clock::time_point deadline);
+    // Loop thread, when the FSM applies the entry: true if the writer still
+    // waits for it (then it no longer gives up).
+    bool claim();
+  };
+  struct Limbo {
+    raft_index index = 0;
+    std::shared_ptr<Waiter> waiter;
   };
   struct Proposal {
     struct raft_apply req;
@@ -155,6 +176,9 @@ class Proposer final : public ReplicationHooks, public FsmObserver {
 
   // Loop thread only.
   std::unordered_map<uint64_t, Proposal*> inflight_;
+  // Proposals whose leadership was lost, by id: decided once this node has
+  // applied their index (committed if the FSM applied them as ours).
+  std::unordered_map<uint64_t, Limbo> limbo_;
   std::set<std::string> checkpoints_inflight_;
   raft_term ready_term_ = 0;
   raft_term barrier_term_ = 0;

@@ -51,6 +51,9 @@ struct NodeOptions {
   uint32_t page_size = 4096;
   size_t spill_threshold_bytes = size_t{8} << 20;
   uint32_t checkpoint_threshold_frames = 1000;
+  // How long a commit whose leader lost leadership waits to learn whether
+  // the cluster kept it, before failing with "outcome unknown".
+  unsigned commit_outcome_timeout_ms = 5000;
   size_t max_message_bytes = size_t{64} << 20;  // larger requests are refused
   unsigned max_connections = 4096;
   unsigned read_threads = 4;
@@ -73,6 +76,10 @@ struct NodeOptions {
   // starts, for the application's own sqlite3 connections (the SQLite-
   // replacement mode, see Vfs::register_alias); "" registers none.
   std::string vfs_name;
+  // stop() leaves the VFS registered (and its memory allocated) so that
+  // connections the application still holds stay valid: for a process
+  // that stops its node while exiting (the preload library).
+  bool keep_vfs_after_stop = false;
   // Called (on the node's loop thread) when the node stops itself because it
   // cannot go on safely: its state diverged from the leader's. The node is
   // already shutting down; the owner should still call stop().
@@ -97,6 +104,11 @@ class Node {
   // Thread-safe snapshots of Raft state, for tools and tests.
   bool is_leader() const;
   std::string describe_state() const;
+  // The leader's address as this node knows it; "" during an election or
+  // when the node does not run.
+  std::string leader_address() const;
+  // This node holds database `db` (false when the node does not run).
+  bool has_database(const std::string& db) const;
 
   // Rewrites the cluster configuration of a stopped node's data directory
   // (disaster recovery: see docs/operations.md).

@@ -284,6 +284,8 @@ int main(void) {
   CHECK(sqraft_node_set_write_queue_timeout_ms(late, 0) == SQRAFT_MISUSE);
   REQUIRE_OK(sqraft_node_set_txn_idle_timeout_ms(late, 5000), sqraft_node_errmsg(late));
   REQUIRE_OK(sqraft_node_set_write_queue_timeout_ms(late, 2000), sqraft_node_errmsg(late));
+  CHECK(sqraft_node_set_commit_timeout_ms(late, 0) == SQRAFT_MISUSE);
+  REQUIRE_OK(sqraft_node_set_commit_timeout_ms(late, 3000), sqraft_node_errmsg(late));
   CHECK(sqraft_node_set_statement_timeout_ms(late, 0) == SQRAFT_MISUSE);
   CHECK(sqraft_node_set_max_databases(late, 0) == SQRAFT_MISUSE);
   CHECK(sqraft_node_set_threads(late, 0, 4) == SQRAFT_MISUSE);

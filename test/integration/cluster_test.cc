@@ -95,9 +95,40 @@ TEST_CASE("cluster: a leader killed after its commit reached the followers") {
   REQUIRE(c.settle());
   CHECK(c.compare("app", "SELECT * FROM t ORDER BY x") == "");
   // The new leader had the entry, so it committed it: present everywhere,
-  // whatever the old leader's client was told.
+  // and the old leader's writer, which waited for the outcome instead of
+  // giving up when leadership went, was told so.
   for (unsigned i = 0; i < c.size(); i++) CHECK(c.query(i, "app", "SELECT group_concat(x) FROM t") == "1,2,3");
-  if (applied_on_leader) CHECK(job->result.ok());
+  (void)applied_on_leader;
+  CHECK_MESSAGE(job->result.ok(), job->result.status().to_string());
+}
+
+TEST_CASE("cluster: a commit whose leader stays cut off ends 'outcome unknown' after its deadline, not 'failed'") {
+  FixtureCluster::Options o;
+  o.commit_outcome_timeout_ms = 300;
+  FixtureCluster c(o);
+  const unsigned l = c.wait_leader();
+  REQUIRE(c.exec(l, "app", "CREATE TABLE t(x); INSERT INTO t VALUES(1)").ok());
+  REQUIRE(c.settle());
+  c.isolate(l);
+  auto job = c.submit(l, "app", {"INSERT INTO t VALUES(2)"});
+  // The leader steps down without a quorum; cut off, it cannot learn whether
+  // the entry survived, so after the deadline the writer says just that.
+  REQUIRE(c.step_until([&] { return job->done.load(); }));
+  CHECK_MESSAGE(job->result.status().is_outcome_unknown(), job->result.status().to_string());
+  // It did not (the others never saw it): once healed, every node agrees.
+  unsigned nl = c.size();
+  REQUIRE(c.step_until([&] {
+    for (unsigned i = 0; i < c.size(); i++) {
+      if (i != l && c.proposer(i).leader_ready()) nl = i;
+    }
+    return nl < c.size();
+  }));
+  REQUIRE(c.exec(nl, "app", "INSERT INTO t VALUES(3)").ok());
+  c.heal(l);
+  REQUIRE(c.settle());
+  CHECK(c.compare("app", "SELECT * FROM t ORDER BY x") == "");
+  for (unsigned i = 0; i < c.size(); i++) CHECK(c.query(i, "app", "SELECT group_concat(x) FROM t") == "1,3");
+  REQUIRE(c.exec(c.wait_leader(), "app", "INSERT INTO t VALUES(4)").ok());
 }
 
 TEST_CASE("cluster: checkpoints empty every WAL; snapshots before and after restore alike") {

@@ -22,6 +22,7 @@ FixtureCluster::FixtureCluster(Options options) : options_(options) {
     ro.vfs_name = "fixture-" + std::to_string(seq) + "-node-" + std::to_string(i + 1);
     ro.spill_threshold_bytes = options_.spill_threshold_bytes;
     ro.checkpoint_threshold_frames = options_.checkpoint_threshold_frames;
+    ro.commit_outcome_timeout_ms = options_.commit_outcome_timeout_ms;
     auto r = Proposer::create(ro);
     REQUIRE_MESSAGE(r.ok(), r.status().to_string());
     proposers_.push_back(std::move(r).value());

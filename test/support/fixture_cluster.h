@@ -33,6 +33,7 @@ class FixtureCluster {
     unsigned n = 3;
     size_t spill_threshold_bytes = size_t{8} << 20;
     uint32_t checkpoint_threshold_frames = 1000;
+    unsigned commit_outcome_timeout_ms = 5000;
     unsigned snapshot_threshold = 0;  // 0: libraft's default
     unsigned snapshot_trailing = 0;
   };
