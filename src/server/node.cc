@@ -204,6 +204,11 @@ Status NodeImpl::open_dir() {
     }
   }
   if (ec) return Status::IoError("data directory '" + dir + "': " + ec.message());
+  if (!dir_lock_) {
+    Result<std::unique_ptr<DirLock>> lock = DirLock::acquire(dir);
+    if (!lock.ok()) return lock.status();
+    dir_lock_ = std::move(lock).value();
+  }
   return Status::Ok();
 }
 
@@ -254,6 +259,7 @@ Status NodeImpl::init_raft() {
   ro.page_size = options_.page_size;
   ro.spill_threshold_bytes = options_.spill_threshold_bytes;
   ro.checkpoint_threshold_frames = options_.checkpoint_threshold_frames;
+  ro.commit_outcome_timeout_ms = options_.commit_outcome_timeout_ms;
   ro.metrics = &metrics_;
   Result<std::unique_ptr<Proposer>> proposer = Proposer::create(ro);
   if (!proposer.ok()) return proposer.status();
@@ -272,7 +278,8 @@ Status NodeImpl::init_raft() {
     uv_async_send(&async_);
     if (options_.on_fatal) options_.on_fatal(why);
   });
-  rv = raft_init(&raft_, &io_, proposer_->raft_fsm(), options_.id, options_.address.c_str());
+  io_shim_ = std::make_unique<RaftIoShim>(&io_);
+  rv = raft_init(&raft_, io_shim_->io(), proposer_->raft_fsm(), options_.id, options_.address.c_str());
   if (rv != 0) return Status::Internal(std::string("raft init: ") + raft_errmsg(&raft_));
   raft_ready_ = true;
   const unsigned latency = std::max(1u, options_.network_latency_ms);
@@ -491,8 +498,14 @@ Status NodeImpl::stop() {
   raft_uv_close(&io_);
   uv_run(&loop_, UV_RUN_DEFAULT);
   uv_loop_close(&loop_);
-  proposer_.reset();
+  if (options_.keep_vfs_after_stop) {
+    (void)proposer_.release();  // the process is exiting: its connections may outlive the node
+  } else {
+    proposer_.reset();
+  }
   transport_.reset();
+  io_shim_.reset();
+  dir_lock_.reset();
   spdlog::info("node {} stopped", options_.id);
   return Status::Ok();
 }
@@ -567,6 +580,18 @@ Status Node::handover() { return impl_->handover(); }
 raft_id Node::id() const { return impl_->options().id; }
 const std::string& Node::address() const { return impl_->options().address; }
 bool Node::is_leader() const { return impl_->leader.load(); }
+std::string Node::leader_address() const { return impl_->leader_address(); }
+bool Node::has_database(const std::string& db) const { return impl_->has_database(db); }
+
+std::string NodeImpl::leader_address() {
+  std::lock_guard lk(state_mu_);
+  return state_ == State::kRunning ? proposer_->leader_address() : "";
+}
+
+bool NodeImpl::has_database(const std::string& db) {
+  std::lock_guard lk(state_mu_);
+  return state_ == State::kRunning && proposer_->vfs().exists(db);
+}
 std::string Node::describe_state() const { return impl_->describe_state(); }
 
 raft_id Node::generate_id(const std::string& address) {
@@ -579,6 +604,9 @@ raft_id Node::generate_id(const std::string& address) {
 
 Status Node::recover(const std::string& dir, raft_id id, const std::string& address, const std::vector<Member>& cluster) {
   if (cluster.empty()) return Status::Invalid("recover: the new cluster configuration is empty");
+  // Never under a running node.
+  Result<std::unique_ptr<DirLock>> lock = DirLock::acquire(dir);
+  if (!lock.ok()) return lock.status().with_context("recover");
   uv_loop_t loop;
   uv_loop_init(&loop);
   struct raft_uv_transport transport_stub {};

@@ -16,12 +16,14 @@
 #include "clients.h"
 #include "context.h"
 #include "db_writer.h"
+#include "dir_lock.h"
 #include "metrics.h"
 #include "metrics_page.h"
 #include "metrics_server.h"
 #include "node.h"
 #include "raft_api.h"
 #include "proposer.h"
+#include "raft_io_shim.h"
 #include "thread_pool.h"
 #include "transport.h"
 #include "writer_pool.h"
@@ -67,6 +69,8 @@ class NodeImpl final : public GatewayContext {
   Status stop();
   Status handover();
   std::string describe_state();
+  std::string leader_address();
+  bool has_database(const std::string& db);
   std::atomic<bool> leader{false};
 
  private:
@@ -82,6 +86,7 @@ class NodeImpl final : public GatewayContext {
   void accept_connection(uv_stream_t* server, int status);
 
   NodeOptions options_;
+  std::unique_ptr<DirLock> dir_lock_;  // held from start until stop
   Metrics metrics_;  // before everything that counts into it
   std::atomic<uint64_t> failure_domain_{0};
   std::atomic<uint64_t> weight_{0};
@@ -93,6 +98,7 @@ class NodeImpl final : public GatewayContext {
   std::thread thread_;
   std::unique_ptr<Proposer> proposer_;
   std::unique_ptr<Transport> transport_;
+  std::unique_ptr<RaftIoShim> io_shim_;  // what libraft drives: io_ with libraft 0.15's fixes
   struct raft_io io_ {};
   struct raft raft_ {};
   bool io_ready_ = false;

@@ -1,0 +1,185 @@
+#include "raft_io_shim.h"
+
+#include <spdlog/spdlog.h>
+
+#include <cstring>
+
+namespace sqraft {
+
+RaftIoShim::RaftIoShim(struct raft_io* inner) : inner_(inner) {
+  inner_->data = this;
+  outer_.version = inner_->version;
+  outer_.impl = this;
+  outer_.init = init;
+  outer_.close = close;
+  outer_.load = load;
+  outer_.start = start;
+  outer_.bootstrap = bootstrap;
+  outer_.recover = recover;
+  outer_.set_term = set_term;
+  outer_.set_vote = set_vote;
+  outer_.send = send;
+  outer_.append = append;
+  outer_.truncate = truncate;
+  outer_.snapshot_put = snapshot_put;
+  outer_.snapshot_get = snapshot_get;
+  outer_.time = time;
+  outer_.random = random;
+  outer_.async_work = inner_->async_work != nullptr ? async_work : nullptr;
+}
+
+// libraft reads the io's errmsg after a failed call.
+void RaftIoShim::keep_errmsg(int rv) {
+  if (rv != 0) std::memcpy(outer_.errmsg, inner_->errmsg, sizeof outer_.errmsg);
+}
+
+int RaftIoShim::init(struct raft_io* io, raft_id id, const char* address) {
+  RaftIoShim* s = of(io);
+  const int rv = s->inner_->init(s->inner_, id, address);
+  s->keep_errmsg(rv);
+  return rv;
+}
+
+void RaftIoShim::close(struct raft_io* io, raft_io_close_cb cb) {
+  RaftIoShim* s = of(io);
+  s->close_ = cb;
+  s->inner_->close(s->inner_, cb != nullptr ? on_close : nullptr);
+}
+
+void RaftIoShim::on_close(struct raft_io* inner) {
+  RaftIoShim* s = of_inner(inner);
+  if (s->close_) s->close_(&s->outer_);
+}
+
+int RaftIoShim::load(struct raft_io* io, raft_term* term, raft_id* voted_for, struct raft_snapshot** snapshot,
+                     raft_index* start_index, struct raft_entry* entries[], size_t* n_entries) {
+  RaftIoShim* s = of(io);
+  const int rv = s->inner_->load(s->inner_, term, voted_for, snapshot, start_index, entries, n_entries);
+  s->keep_errmsg(rv);
+  return rv;
+}
+
+int RaftIoShim::start(struct raft_io* io, unsigned msecs, raft_io_tick_cb tick, raft_io_recv_cb recv) {
+  RaftIoShim* s = of(io);
+  s->tick_ = tick;
+  s->recv_ = recv;
+  const int rv = s->inner_->start(s->inner_, msecs, on_tick, on_recv);
+  s->keep_errmsg(rv);
+  return rv;
+}
+
+void RaftIoShim::on_tick(struct raft_io* inner) {
+  RaftIoShim* s = of_inner(inner);
+  s->tick_(&s->outer_);
+}
+
+void RaftIoShim::on_recv(struct raft_io* inner, struct raft_message* msg) {
+  RaftIoShim* s = of_inner(inner);
+  if (msg->type != RAFT_IO_APPEND_ENTRIES) {
+    s->recv_(&s->outer_, msg);
+    return;
+  }
+  // A result libraft sends before this returns answers exactly this request.
+  s->in_append_ = true;
+  s->proven_ = msg->append_entries.prev_log_index + msg->append_entries.n_entries;
+  s->recv_(&s->outer_, msg);
+  s->in_append_ = false;
+}
+
+int RaftIoShim::send(struct raft_io* io, struct raft_io_send* req, const struct raft_message* message,
+                     raft_io_send_cb cb) {
+  RaftIoShim* s = of(io);
+  const struct raft_message* out = message;
+  struct raft_message fixed;
+  if (s->in_append_ && message->type == RAFT_IO_APPEND_ENTRIES_RESULT &&
+      message->append_entries_result.rejected == 0 && message->append_entries_result.last_log_index > s->proven_) {
+    // The message is encoded during the call, so a copy on the stack will do.
+    fixed = *message;
+    fixed.append_entries_result.last_log_index = s->proven_;
+    out = &fixed;
+    if (s->corrected_++ == 0 || spdlog::should_log(spdlog::level::debug)) {
+      spdlog::info("raft: telling leader {} that the log matches up to {} (proven), not {} (libraft's hint)",
+                   message->server_id, s->proven_, message->append_entries_result.last_log_index);
+    }
+  }
+  const int rv = s->inner_->send(s->inner_, req, out, cb);
+  s->keep_errmsg(rv);
+  return rv;
+}
+
+int RaftIoShim::bootstrap(struct raft_io* io, const struct raft_configuration* conf) {
+  RaftIoShim* s = of(io);
+  const int rv = s->inner_->bootstrap(s->inner_, conf);
+  s->keep_errmsg(rv);
+  return rv;
+}
+
+int RaftIoShim::recover(struct raft_io* io, const struct raft_configuration* conf) {
+  RaftIoShim* s = of(io);
+  const int rv = s->inner_->recover(s->inner_, conf);
+  s->keep_errmsg(rv);
+  return rv;
+}
+
+int RaftIoShim::set_term(struct raft_io* io, raft_term term) {
+  RaftIoShim* s = of(io);
+  const int rv = s->inner_->set_term(s->inner_, term);
+  s->keep_errmsg(rv);
+  return rv;
+}
+
+int RaftIoShim::set_vote(struct raft_io* io, raft_id server_id) {
+  RaftIoShim* s = of(io);
+  const int rv = s->inner_->set_vote(s->inner_, server_id);
+  s->keep_errmsg(rv);
+  return rv;
+}
+
+int RaftIoShim::append(struct raft_io* io, struct raft_io_append* req, const struct raft_entry entries[], unsigned n,
+                       raft_io_append_cb cb) {
+  RaftIoShim* s = of(io);
+  const int rv = s->inner_->append(s->inner_, req, entries, n, cb);
+  s->keep_errmsg(rv);
+  return rv;
+}
+
+int RaftIoShim::truncate(struct raft_io* io, raft_index index) {
+  RaftIoShim* s = of(io);
+  const int rv = s->inner_->truncate(s->inner_, index);
+  s->keep_errmsg(rv);
+  return rv;
+}
+
+int RaftIoShim::snapshot_put(struct raft_io* io, unsigned trailing, struct raft_io_snapshot_put* req,
+                             const struct raft_snapshot* snapshot, raft_io_snapshot_put_cb cb) {
+  RaftIoShim* s = of(io);
+  const int rv = s->inner_->snapshot_put(s->inner_, trailing, req, snapshot, cb);
+  s->keep_errmsg(rv);
+  return rv;
+}
+
+int RaftIoShim::snapshot_get(struct raft_io* io, struct raft_io_snapshot_get* req, raft_io_snapshot_get_cb cb) {
+  RaftIoShim* s = of(io);
+  const int rv = s->inner_->snapshot_get(s->inner_, req, cb);
+  s->keep_errmsg(rv);
+  return rv;
+}
+
+raft_time RaftIoShim::time(struct raft_io* io) {
+  RaftIoShim* s = of(io);
+  return s->inner_->time(s->inner_);
+}
+
+int RaftIoShim::random(struct raft_io* io, int min, int max) {
+  RaftIoShim* s = of(io);
+  return s->inner_->random(s->inner_, min, max);
+}
+
+int RaftIoShim::async_work(struct raft_io* io, struct raft_io_async_work* req, raft_io_async_work_cb cb) {
+  RaftIoShim* s = of(io);
+  const int rv = s->inner_->async_work(s->inner_, req, cb);
+  s->keep_errmsg(rv);
+  return rv;
+}
+
+}  // namespace sqraft

@@ -1,0 +1,77 @@
+// RaftIoShim: the raft_io that libraft drives, wrapped around the libuv
+// one, to correct libraft 0.15 where it is wrong at this boundary.
+//
+// The correction: a follower that answers an AppendEntries at once (a
+// heartbeat, or entries it already has) reports its own last log index as
+// the hint in a successful result, even when entries after the request's
+// last one were never checked against the leader's log. A follower holding
+// an uncommitted entry of an earlier term (its leader stopped before the
+// entry replicated) thus tells a new leader that it matches up to that
+// entry; the leader records it as matched, every later AppendEntries is
+// rejected at that index, and the leader ignores the rejections as stale:
+// the follower never catches up (seen: a restarted node stuck for good).
+// The shim caps the hint of such a result at what the request proved
+// (prev_log_index + n_entries), which is what the Raft paper's follower
+// reports.
+//
+// Everything else passes through unchanged. libraft gets io(); the libuv
+// backend keeps its own raft_io (inner), whose `data` points to the shim.
+//
+// Threads: the node's loop thread, like the raft_io it wraps.
+#pragma once
+
+#include "raft_api.h"
+
+namespace sqraft {
+
+class RaftIoShim {
+ public:
+  // `inner` is initialized (raft_uv_init) and outlives the shim.
+  explicit RaftIoShim(struct raft_io* inner);
+  RaftIoShim(const RaftIoShim&) = delete;
+  RaftIoShim& operator=(const RaftIoShim&) = delete;
+
+  struct raft_io* io() { return &outer_; }
+  // Results whose hint was corrected (for tests and logs).
+  unsigned long long corrected() const { return corrected_; }
+
+ private:
+  static RaftIoShim* of(struct raft_io* io) { return static_cast<RaftIoShim*>(io->impl); }
+  static RaftIoShim* of_inner(struct raft_io* io) { return static_cast<RaftIoShim*>(io->data); }
+  void keep_errmsg(int rv);
+
+  static int init(struct raft_io* io, raft_id id, const char* address);
+  static void close(struct raft_io* io, raft_io_close_cb cb);
+  static void on_close(struct raft_io* inner);
+  static int load(struct raft_io* io, raft_term* term, raft_id* voted_for, struct raft_snapshot** snapshot,
+                  raft_index* start_index, struct raft_entry* entries[], size_t* n_entries);
+  static int start(struct raft_io* io, unsigned msecs, raft_io_tick_cb tick, raft_io_recv_cb recv);
+  static void on_tick(struct raft_io* inner);
+  static void on_recv(struct raft_io* inner, struct raft_message* msg);
+  static int bootstrap(struct raft_io* io, const struct raft_configuration* conf);
+  static int recover(struct raft_io* io, const struct raft_configuration* conf);
+  static int set_term(struct raft_io* io, raft_term term);
+  static int set_vote(struct raft_io* io, raft_id server_id);
+  static int send(struct raft_io* io, struct raft_io_send* req, const struct raft_message* message, raft_io_send_cb cb);
+  static int append(struct raft_io* io, struct raft_io_append* req, const struct raft_entry entries[], unsigned n,
+                    raft_io_append_cb cb);
+  static int truncate(struct raft_io* io, raft_index index);
+  static int snapshot_put(struct raft_io* io, unsigned trailing, struct raft_io_snapshot_put* req,
+                          const struct raft_snapshot* snapshot, raft_io_snapshot_put_cb cb);
+  static int snapshot_get(struct raft_io* io, struct raft_io_snapshot_get* req, raft_io_snapshot_get_cb cb);
+  static raft_time time(struct raft_io* io);
+  static int random(struct raft_io* io, int min, int max);
+  static int async_work(struct raft_io* io, struct raft_io_async_work* req, raft_io_async_work_cb cb);
+
+  struct raft_io* inner_;
+  struct raft_io outer_ {};
+  raft_io_tick_cb tick_ = nullptr;
+  raft_io_recv_cb recv_ = nullptr;
+  raft_io_close_cb close_ = nullptr;
+  // While libraft handles an AppendEntries: the last index it proves.
+  bool in_append_ = false;
+  raft_index proven_ = 0;
+  unsigned long long corrected_ = 0;
+};
+
+}  // namespace sqraft
