@@ -467,6 +467,13 @@ void Proposer::track_leader() {
   raft_id id = 0;
   const char* address = nullptr;
   if (raft_ != nullptr && !stopping_) raft_leader(raft_, &id, &address);
+  if (id != 0 && raft_state(raft_) == RAFT_FOLLOWER) {
+    // Not heard from for a few heartbeats: the leader may be gone and an
+    // election near. Writers then wait in their busy handler rather than
+    // be sent to a leader that may no longer exist.
+    const raft_time now = raft_->io->time(raft_->io);
+    if (now - raft_->election_timer_start > 3 * raft_time(raft_->heartbeat_timeout)) id = 0;
+  }
   if (id == leader_id_) return;
   leader_id_ = id;
   std::lock_guard lk(leader_mu_);

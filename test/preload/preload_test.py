@@ -318,10 +318,154 @@ def test_bad_settings(base):
     busy.close()
 
 
+APP = os.path.join(os.path.dirname(os.path.abspath(__file__)), "app.py")
+
+
+class App:
+    """A Python application process (test/preload/app.py) under the preload."""
+
+    def __init__(self, cwd, env):
+        self.env = env
+        self.cwd = cwd
+        self.proc = subprocess.Popen([PYTHON, APP], cwd=cwd, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True, bufsize=1)
+        self.log = []
+        threading.Thread(target=self._drain_err, daemon=True).start()
+
+    def _drain_err(self):
+        for line in self.proc.stderr:
+            self.log.append(line.rstrip("\n"))
+
+    def send(self, line):
+        self.proc.stdin.write(line + "\n")
+        self.proc.stdin.flush()
+
+    def lines(self, timeout=30):
+        """The answer to the last command, up to its "." line."""
+        out = []
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            line = self.proc.stdout.readline()
+            if line == "":
+                break
+            line = line.rstrip("\n")
+            if line == ".":
+                return out
+            out.append(line)
+        raise RuntimeError("app did not answer (got %s; stderr %s)" % (out, self.log[-5:]))
+
+    def ask(self, line, timeout=30):
+        self.send(line)
+        out = self.lines(timeout)
+        return out[0] if len(out) == 1 else out
+
+    def close(self):
+        try:
+            self.proc.stdin.close()
+            self.proc.wait(timeout=20)
+        except Exception:
+            self.proc.kill()
+            self.proc.wait()
+        return self.proc.returncode
+
+
+def test_app_processes(base):
+    """Three application processes, each its own node: the leader's writes
+    reach all; a follower's write names the leader; kill -9 of the leader in
+    the middle of its writes loses no acknowledged row; a write sent during
+    the election waits in its busy timeout and then succeeds; the killed
+    process restarts and rejoins with its data; eight threads write at once;
+    every node ends with the same rows."""
+    cluster = [(i, "127.0.0.1:%d" % free_port()) for i in (1, 2, 3)]
+    work = os.path.join(base, "work")
+    os.makedirs(work)
+    envs = [node_env(base, i, cluster) for i in (1, 2, 3)]
+    apps = [None] * 3
+    starters = [threading.Thread(target=lambda k=k: apps.__setitem__(k, App(work, envs[k]))) for k in range(3)]
+    for t in starters:
+        t.start()
+    for t in starters:
+        t.join()
+    try:
+        leaders = [a.ask("leader") for a in apps]
+        check(len(set(leaders)) == 1 and leaders[0], "every process names the same leader: %s" % leaders)
+        li = [a for _, a in cluster].index(leaders[0])
+        check(apps[li].ask("init") == "created", "the leader creates the table")
+        followers = [k for k in range(3) if k != li]
+        out = apps[li].ask("write 1 50")
+        check(out[-1] == "ok 50", "the leader writes: %s" % out[-3:])
+        index = apps[li].ask("index")
+        for k in followers:
+            apps[k].ask("wait %s" % index)
+            check(apps[k].ask("count") == "50", "follower %d has the rows" % (k + 1))
+        refused = apps[followers[0]].ask("write 1000 1000")
+        check(refused.startswith("err 1000 10248 ") and ("the leader is at " + leaders[0]) in refused,
+              "a follower's write is refused naming the leader: %s" % refused)
+        out = apps[li].ask("threads 8 25 10000")
+        check(out.startswith("threads 200 0"), "eight threads write without errors: %s" % out)
+
+        # The leader writes as fast as it can; kill -9 it in the middle.
+        apps[li].send("write 100 100000")
+        acked = []
+        while len(acked) < 150:
+            line = apps[li].proc.stdout.readline()
+            if not line.startswith("ok "):
+                break
+            acked.append(int(line.split()[1]))
+        apps[li].proc.kill()
+        for line in apps[li].proc.stdout:
+            if line.startswith("ok "):
+                acked.append(int(line.split()[1]))
+        apps[li].proc.wait()
+        check(len(acked) >= 150, "the leader acknowledged writes before it died: %d" % len(acked))
+        # Once the survivors miss the leader (an election is near or under
+        # way) a write is sent to both: the one that becomes leader waits out
+        # the election in its busy timeout, then commits; the other is
+        # refused, naming the new leader.
+        deadline = time.time() + 10
+        while time.time() < deadline and any(apps[k].ask("leader") == leaders[0] for k in followers):
+            time.sleep(0.005)
+        start = time.time()
+        for k in followers:
+            apps[k].send("write %d %d" % (200000 + k, 200000 + k))
+        answers = {k: apps[k].lines() for k in followers}
+        elapsed = time.time() - start
+        won = [k for k in followers if answers[k] == ["ok %d" % (200000 + k)]]
+        check(len(won) == 1, "exactly one survivor took the write during the election: %s" % answers)
+        lost = [k for k in followers if k not in won]
+        check(lost and answers[lost[0]][0].startswith("err %d 10248" % (200000 + lost[0])) and
+              "the leader is at " + cluster[won[0] if won else 0][1] in answers[lost[0]][0],
+              "the other was refused as a follower: %s" % answers)
+        print("write during the election committed after %.2f s" % elapsed)
+        nl = won[0] if won else followers[0]
+        index = apps[nl].ask("index")
+        for k in followers:
+            apps[k].ask("wait %s" % index)
+            ids = set(int(x) for x in apps[k].ask("ids").split(","))
+            lost_rows = [i for i in acked if i not in ids]
+            check(lost_rows == [], "survivor %d lost no acknowledged row (%d acked, lost %s)" %
+                  (k + 1, len(acked), lost_rows[:5]))
+        # The dead process comes back with its directory and rejoins.
+        apps[li] = App(work, envs[li])
+        for _ in range(100):
+            if apps[li].ask("count") == apps[nl].ask("count"):
+                break
+            time.sleep(0.1)
+        counts = [a.ask("count") for a in apps]
+        hashes = [a.ask("hash") for a in apps]
+        check(len(set(counts)) == 1, "the restarted node caught up: %s" % counts)
+        check(len(set(hashes)) == 1, "every node has the same rows: %s" % hashes)
+    finally:
+        for a in apps:
+            if a is not None:
+                a.close()
+
+
 def main():
     base = tempfile.mkdtemp(prefix="sqraft-preload-")
     try:
-        for test in (test_plain_file_untouched, test_bad_settings, test_single_node_python, test_three_shells):
+        for test in (test_plain_file_untouched, test_bad_settings, test_single_node_python, test_three_shells,
+                     test_app_processes):
             start = time.time()
             sub = os.path.join(base, test.__name__)
             os.makedirs(sub)
