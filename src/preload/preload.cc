@@ -312,10 +312,36 @@ int open_routed(const char* filename, sqlite3** db, int flags, const char* vfs) 
   return real().open_v2(r.name.c_str(), db, flags, kVfsName);
 }
 
-bool on_sqraft(sqlite3* db) {
+bool schema_on_sqraft(sqlite3* db, const char* schema) {
   sqlite3_vfs* vfs = nullptr;
-  return db != nullptr && sqlite3_file_control(db, "main", SQLITE_FCNTL_VFS_POINTER, &vfs) == SQLITE_OK &&
+  return db != nullptr &&
+         sqlite3_file_control(db, schema ? schema : "main", SQLITE_FCNTL_VFS_POINTER, &vfs) == SQLITE_OK &&
          vfs != nullptr && std::strcmp(vfs->zName, kVfsName) == 0;
+}
+
+// Leaves `code` and `message` as the connection's last error, as SQLite
+// would: through a statement that fails with them (a function registered
+// for that one statement).
+int set_error(sqlite3* db, int code, const std::string& message) {
+  struct Err {
+    int code;
+    std::string message;
+  } err{code, message};
+  auto fail = [](sqlite3_context* ctx, int, sqlite3_value**) {
+    auto* e = static_cast<Err*>(sqlite3_user_data(ctx));
+    sqlite3_result_error(ctx, e->message.c_str(), -1);
+    sqlite3_result_error_code(ctx, e->code);
+  };
+  const char* name = "sqraft_refusal";
+  if (sqlite3_create_function(db, name, 0, SQLITE_UTF8, &err, fail, nullptr, nullptr) != SQLITE_OK) return code;
+  sqlite3_stmt* stmt = nullptr;
+  if (sqlite3_prepare_v2(db, "SELECT sqraft_refusal()", -1, &stmt, nullptr) == SQLITE_OK) {
+    (void)sqlite3_step(stmt);
+    // finalize would keep the error too; reset leaves it on the handle.
+    sqlite3_finalize(stmt);
+  }
+  sqlite3_create_function(db, name, 0, SQLITE_UTF8, nullptr, nullptr, nullptr, nullptr);
+  return code;
 }
 
 std::string leader_now() {
@@ -402,11 +428,31 @@ SQRAFT_EXPORT const char* sqlite3_errmsg(sqlite3* db) {
     } else {
       return message;
     }
-    if (!on_sqraft(db)) return message;
+    if (!schema_on_sqraft(db, "main")) return message;
     thread_local std::string text;
     text = std::string(message) + " (sqraft: " + extra + ")";
     return text.c_str();
   } catch (...) {
     return message;
   }
+}
+
+// A replicated schema may not be replaced by a private in-memory copy: the
+// program would go on writing to a database nobody else sees.
+SQRAFT_EXPORT int sqlite3_deserialize(sqlite3* db, const char* schema, unsigned char* data, sqlite3_int64 size,
+                                      sqlite3_int64 capacity, unsigned flags) {
+  using Fn = int (*)(sqlite3*, const char*, unsigned char*, sqlite3_int64, sqlite3_int64, unsigned);
+  static const Fn real_deserialize = reinterpret_cast<Fn>(::dlsym(::dlopen("libsqlite3.so.0", RTLD_NOW), "sqlite3_deserialize"));
+  try {
+    if (schema_on_sqraft(db, schema)) {
+      if (flags & SQLITE_DESERIALIZE_FREEONCLOSE) sqlite3_free(data);
+      return set_error(db, SQLITE_READONLY,
+                       std::string("sqlite3_deserialize cannot replace '") + (schema ? schema : "main") +
+                           "': it is a replicated sqraft database (restore into it with SQL, or deserialize into "
+                           "a database that is not replicated)");
+    }
+  } catch (...) {
+    return SQLITE_NOMEM;
+  }
+  return real_deserialize(db, schema, data, size, capacity, flags);
 }

@@ -261,6 +261,14 @@ if pid == 0:
         os._exit(0)
 _, status = os.waitpid(pid, 0)
 print("child status", status)
+try:
+    c.deserialize(c.serialize())
+    print("deserialized a replicated schema")
+except sqlite3.Error as e:
+    print("deserialize refused:", type(e).__name__, e)
+local.deserialize(local.serialize())
+print("local deserialize:", local.execute("SELECT count(*) FROM l").fetchone()[0])
+print("still replicated:", c.execute("SELECT group_concat(x) FROM t").fetchone()[0])
 """
     d = os.path.join(base, "py")
     os.makedirs(d)
@@ -273,6 +281,9 @@ print("child status", status)
     check(len(lines) > 4 and lines[4] == "['local.db']", "the replicated db leaves no file in the cwd: %s" % lines)
     check(any(l.startswith("child:") and "forked from process" in l for l in lines), "a forked child is refused: %s" % lines)
     check("child status 0" in lines, "the child got the error: %s" % lines)
+    check(any(l.startswith("deserialize refused: OperationalError") and "replicated sqraft database" in l for l in lines),
+          "sqlite3_deserialize onto a replicated schema is refused: %s" % lines)
+    check("local deserialize: 0" in lines and "still replicated: 1,2" in lines, "a local deserialize works: %s" % lines)
     # The same directory while a process holds it, then right after it exits.
     holder = subprocess.Popen([PYTHON, "-c", "import sqlite3,sys,time\nc=sqlite3.connect('a.rdb')\n"
                                "c.execute('SELECT 1')\nprint('up', flush=True)\nsys.stdin.read()"],
