@@ -92,7 +92,14 @@ if [[ $plain == 0 ]]; then
       --latency-ms 100 > "$work/node-$i.log" 2>&1 &
     pids+=($!)
   done
-  env_vars=(LD_PRELOAD="$build/libsqraft_preload.so" SQRAFT_ID=1 SQRAFT_ADDRESS="${addrs[0]}"
+  preload="$build/libsqraft_preload.so"
+  # A sanitizer build's library needs its runtime loaded first.
+  runtimes=$(ldd "$preload" | awk '/libasan|libubsan/ && $3 ~ /^\// {print $3}' | paste -sd: -)
+  if [[ -n $runtimes ]]; then
+    preload="$runtimes:$preload"
+    export ASAN_OPTIONS="detect_leaks=0${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
+  fi
+  env_vars=(LD_PRELOAD="$preload" SQRAFT_ID=1 SQRAFT_ADDRESS="${addrs[0]}"
             SQRAFT_DIR="$work/node-1" SQRAFT_CLUSTER="$cluster" SQRAFT_LATENCY_MS=5 SQRAFT_TEST_MEMORY=1)
   [[ $files == 1 ]] && env_vars+=(SQRAFT_DATABASES='*')
 fi
