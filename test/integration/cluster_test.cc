@@ -14,6 +14,22 @@ using namespace sqraft;
 using test::FixtureCluster;
 using Mode = Executor::Mode;
 
+namespace {
+
+// Steps the cluster until a node other than `old` leads and may write.
+unsigned wait_new_leader(FixtureCluster& c, unsigned old) {
+  unsigned nl = c.size();
+  REQUIRE(c.step_until([&] {
+    for (unsigned i = 0; i < c.size(); i++) {
+      if (i != old && c.proposer(i).leader_ready()) nl = i;
+    }
+    return nl < c.size();
+  }));
+  return nl;
+}
+
+}  // namespace
+
 TEST_CASE("cluster: writes on the leader reach every node") {
   FixtureCluster c(FixtureCluster::Options{});
   const unsigned l = c.wait_leader();
@@ -48,13 +64,7 @@ TEST_CASE("cluster: a leader partitioned before its commit replicates leaves no 
   REQUIRE(c.settle());
   c.isolate(l);
   auto job = c.submit(l, "app", {"INSERT INTO t VALUES(2)"});
-  unsigned nl = c.size();
-  REQUIRE(c.step_until([&] {
-    for (unsigned i = 0; i < c.size(); i++) {
-      if (i != l && c.proposer(i).leader_ready()) nl = i;
-    }
-    return nl < c.size();
-  }));
+  const unsigned nl = wait_new_leader(c, l);
   REQUIRE(c.exec(nl, "app", "INSERT INTO t VALUES(3)").ok());
   c.heal(l);
   REQUIRE(c.step_until([&] { return job->done.load(); }));
@@ -82,13 +92,7 @@ TEST_CASE("cluster: a leader killed after its commit reached the followers") {
   }));
   const bool applied_on_leader = job->done.load();
   c.kill(l);
-  unsigned nl = c.size();
-  REQUIRE(c.step_until([&] {
-    for (unsigned i = 0; i < c.size(); i++) {
-      if (i != l && c.proposer(i).leader_ready()) nl = i;
-    }
-    return nl < c.size();
-  }));
+  const unsigned nl = wait_new_leader(c, l);
   REQUIRE(c.exec(nl, "app", "INSERT INTO t VALUES(3)").ok());
   c.revive(l);
   REQUIRE(c.step_until([&] { return job->done.load(); }));
@@ -116,13 +120,7 @@ TEST_CASE("cluster: a commit whose leader stays cut off ends 'outcome unknown' a
   REQUIRE(c.step_until([&] { return job->done.load(); }));
   CHECK_MESSAGE(job->result.status().is_outcome_unknown(), job->result.status().to_string());
   // It did not (the others never saw it): once healed, every node agrees.
-  unsigned nl = c.size();
-  REQUIRE(c.step_until([&] {
-    for (unsigned i = 0; i < c.size(); i++) {
-      if (i != l && c.proposer(i).leader_ready()) nl = i;
-    }
-    return nl < c.size();
-  }));
+  const unsigned nl = wait_new_leader(c, l);
   REQUIRE(c.exec(nl, "app", "INSERT INTO t VALUES(3)").ok());
   c.heal(l);
   REQUIRE(c.settle());

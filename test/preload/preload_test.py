@@ -47,32 +47,27 @@ def free_port():
         return s.getsockname()[1]
 
 
-class Shell:
-    """A long-running `sqlite3` process fed through a pipe."""
+class Piped:
+    """A long-running child process fed through a pipe: stdin for commands,
+    stdout for answers, stderr split into the node's log and the rest."""
 
-    def __init__(self, cwd, env, args=()):
-        self.proc = subprocess.Popen([SQLITE3, *args], cwd=cwd, env=env, stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, bufsize=1)
+    def __init__(self, argv, cwd, env):
+        self.proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True, bufsize=1)
         self.err = []
         self.log = []
-        self.seq = 0
         threading.Thread(target=self._drain_err, daemon=True).start()
 
     def _drain_err(self):
         for line in self.proc.stderr:
             line = line.rstrip("\n")
-            if line.startswith("[20"):  # the node's log (SQRAFT_LOG), not the shell's output
+            if line.startswith("[20"):  # the node's log (SQRAFT_LOG), not the program's output
                 self.log.append(line)
             else:
                 self.err.append(line)
 
-    def run(self, sql, timeout=20):
-        """Runs `sql`; returns (stdout lines, stderr lines) it produced."""
-        self.seq += 1
-        mark = "--end-%d--" % self.seq
-        errs_before = len(self.err)
-        self.proc.stdin.write(sql.rstrip() + "\n" + ".print %s\n" % mark)
-        self.proc.stdin.flush()
+    def read_until(self, mark, timeout):
+        """stdout lines up to the line `mark`; raises if it does not come."""
         out = []
         deadline = time.time() + timeout
         while time.time() < deadline:
@@ -81,10 +76,9 @@ class Shell:
                 break
             line = line.rstrip("\n")
             if line == mark:
-                time.sleep(0.05)  # let stderr catch up
-                return out, self.err[errs_before:]
+                return out
             out.append(line)
-        raise RuntimeError("shell did not answer %r (stderr: %s)" % (sql, self.err[errs_before:]))
+        raise RuntimeError("%s did not answer (got %s; stderr %s)" % (self.proc.args[0], out, self.err[-5:]))
 
     def close(self):
         try:
@@ -94,6 +88,25 @@ class Shell:
             self.proc.kill()
             self.proc.wait()
         return self.proc.returncode
+
+
+class Shell(Piped):
+    """A `sqlite3` shell."""
+
+    def __init__(self, cwd, env, args=()):
+        super().__init__([SQLITE3, *args], cwd, env)
+        self.seq = 0
+
+    def run(self, sql, timeout=20):
+        """Runs `sql`; returns (stdout lines, stderr lines) it produced."""
+        self.seq += 1
+        mark = "--end-%d--" % self.seq
+        errs_before = len(self.err)
+        self.proc.stdin.write(sql.rstrip() + "\n" + ".print %s\n" % mark)
+        self.proc.stdin.flush()
+        out = self.read_until(mark, timeout)
+        time.sleep(0.05)  # let stderr catch up
+        return out, self.err[errs_before:]
 
 
 def node_env(base, i, cluster, databases="app.db"):
@@ -332,20 +345,11 @@ def test_bad_settings(base):
 APP = os.path.join(os.path.dirname(os.path.abspath(__file__)), "app.py")
 
 
-class App:
+class App(Piped):
     """A Python application process (test/preload/app.py) under the preload."""
 
     def __init__(self, cwd, env):
-        self.env = env
-        self.cwd = cwd
-        self.proc = subprocess.Popen([PYTHON, APP], cwd=cwd, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, text=True, bufsize=1)
-        self.log = []
-        threading.Thread(target=self._drain_err, daemon=True).start()
-
-    def _drain_err(self):
-        for line in self.proc.stderr:
-            self.log.append(line.rstrip("\n"))
+        super().__init__([PYTHON, APP], cwd, env)
 
     def send(self, line):
         self.proc.stdin.write(line + "\n")
@@ -353,31 +357,13 @@ class App:
 
     def lines(self, timeout=30):
         """The answer to the last command, up to its "." line."""
-        out = []
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            line = self.proc.stdout.readline()
-            if line == "":
-                break
-            line = line.rstrip("\n")
-            if line == ".":
-                return out
-            out.append(line)
-        raise RuntimeError("app did not answer (got %s; stderr %s)" % (out, self.log[-5:]))
+        return self.read_until(".", timeout)
 
     def ask(self, line, timeout=30):
         self.send(line)
         out = self.lines(timeout)
         return out[0] if len(out) == 1 else out
 
-    def close(self):
-        try:
-            self.proc.stdin.close()
-            self.proc.wait(timeout=20)
-        except Exception:
-            self.proc.kill()
-            self.proc.wait()
-        return self.proc.returncode
 
 
 def test_app_processes(base):
