@@ -216,7 +216,9 @@ struct VfsGlue {
         at_c_boundary("vfs read barrier", [&] { s = hooks->read_barrier(std::chrono::milliseconds(f->timeout_ms)); });
         if (!s.ok()) {
           spdlog::debug("db '{}': linearizable read refused: {}", f->db->name(), s.message());
-          return s.is_not_leader() ? kErrNotLeader : SQLITE_BUSY_TIMEOUT;
+          // Not (or no longer) the leader: say so; a barrier that did not
+          // come back in time: as a lock that was not granted in time.
+          return s.is_not_leader() || s.is_leadership_lost() ? kErrNotLeader : SQLITE_BUSY_TIMEOUT;
         }
         f->read_confirmed = true;
         return SQLITE_BUSY;

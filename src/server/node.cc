@@ -371,7 +371,12 @@ Status NodeImpl::start() {
   std::promise<void> running;
   auto running_f = running.get_future();
   thread_ = std::thread([this, &running] {
-    proposer_->attach(&raft_, [this] { uv_async_send(&async_); });
+    proposer_->attach(&raft_, [this] {
+      // Also called after the node stopped (connections the application
+      // kept, keep_vfs_after_stop): the loop and its handles may be gone.
+      std::lock_guard lk(post_mu_);
+      if (!loop_gone_) uv_async_send(&async_);
+    });
     running.set_value();
     loop_main();
   });
