@@ -212,7 +212,7 @@ struct VfsGlue {
       // barrier and answers BUSY, which makes SQLite read the header again:
       // now it covers every transaction committed before the barrier.
       if (!f->read_confirmed) {
-        Status s = Status::Ok();
+        Status s = Status::Internal("read barrier not run");
         at_c_boundary("vfs read barrier", [&] { s = hooks->read_barrier(std::chrono::milliseconds(f->timeout_ms)); });
         if (!s.ok()) {
           spdlog::debug("db '{}': linearizable read refused: {}", f->db->name(), s.message());
@@ -234,9 +234,11 @@ struct VfsGlue {
       // SQLite's terms.
       if (exclusive && offset == wal::kLockCheckpoint && n == 1) return SQLITE_BUSY;
       if (wants_write && !allowed) {
-        std::string leader;
-        at_c_boundary("vfs xShmLock", [&] { leader = hooks->leader_address(); });
-        return leader.empty() ? SQLITE_BUSY : kErrReadonlyNotLeader;
+        // BUSY while no leader is known, and on a new leader still applying
+        // what earlier leaders committed: the busy handler waits both out.
+        bool busy = true;
+        at_c_boundary("vfs xShmLock", [&] { busy = hooks->leader_address().empty() || hooks->leading(); });
+        return busy ? SQLITE_BUSY : kErrReadonlyNotLeader;
       }
     }
     Database::ShmLockResult r = f->db->shm_lock(file, f->system(), offset, n, flags, allowed);

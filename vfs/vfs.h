@@ -54,6 +54,9 @@ class ReplicationHooks {
   // The current leader's address, "" while none is known (an election).
   // Any thread.
   virtual std::string leader_address() = 0;
+  // True while this node is the Raft leader, ready for writes or not yet
+  // (its barrier of the new term still applying). Any thread.
+  virtual bool leading() = 0;
   // The highest log index applied to this node's databases. Any thread.
   virtual uint64_t applied_index() = 0;
   // Returns once applied_index() >= index, or SQLITE_BUSY after `timeout`.

@@ -30,6 +30,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <map>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -385,6 +386,7 @@ using namespace sqraft;
 
 SQRAFT_EXPORT int sqlite3_open_v2(const char* filename, sqlite3** db, int flags, const char* vfs) {
   int rc = SQLITE_NOMEM;
+  if (db != nullptr) *db = nullptr;  // never garbage, whatever fails below
   try {
     rc = open_routed(filename, db, flags, vfs);
   } catch (const std::exception& e) {
@@ -399,6 +401,7 @@ SQRAFT_EXPORT int sqlite3_open(const char* filename, sqlite3** db) {
 
 SQRAFT_EXPORT int sqlite3_open16(const void* filename, sqlite3** db) {
   int rc = SQLITE_NOMEM;
+  if (db != nullptr) *db = nullptr;
   try {
     const std::string utf8 = utf16_to_utf8(filename);
     if (!route(utf8.c_str(), nullptr).replicated) return real().open16(filename, db);
@@ -429,7 +432,10 @@ SQRAFT_EXPORT const char* sqlite3_errmsg(sqlite3* db) {
       return message;
     }
     if (!schema_on_sqraft(db, "main")) return message;
-    thread_local std::string text;
+    // One text per connection, so that two connections' messages can be
+    // held at once (as SQLite's own are).
+    thread_local std::map<sqlite3*, std::string> texts;
+    std::string& text = texts[db];
     text = std::string(message) + " (sqraft: " + extra + ")";
     return text.c_str();
   } catch (...) {

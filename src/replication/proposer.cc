@@ -482,6 +482,7 @@ void Proposer::track_leader() {
 
 void Proposer::update_leadership() {
   track_leader();
+  leading_ = raft_ != nullptr && !stopping_ && !diverged_ && raft_state(raft_) == RAFT_LEADER;
   if (raft_ == nullptr || stopping_ || diverged_) {
     writes_allowed_ = false;
     return;

@@ -85,6 +85,7 @@ class Proposer final : public ReplicationHooks, public FsmObserver {
   void undo(const std::string& db, uint64_t txn_id) override;
   void wake() override;
   std::string leader_address() override;
+  bool leading() override { return leading_.load(); }
   uint64_t applied_index() override { return applied_index_.load(); }
   Status wait_applied(uint64_t index, std::chrono::milliseconds timeout) override;
   Status read_barrier(std::chrono::milliseconds timeout) override;
@@ -165,6 +166,7 @@ class Proposer final : public ReplicationHooks, public FsmObserver {
   std::atomic<bool> vfs_work_{false};
   std::atomic<uint64_t> next_proposal_id_;
   std::atomic<bool> writes_allowed_{false};
+  std::atomic<bool> leading_{false};  // raft_state() == RAFT_LEADER, as the loop last saw it
   // The leader as the loop thread last saw it, for other threads.
   std::mutex leader_mu_;
   raft_id leader_id_ = 0;        // loop thread

@@ -39,6 +39,9 @@ class LoopbackHooks : public ReplicationHooks {
     leader_address_ = std::move(a);
   }
 
+  // The leader that is not ready yet (allow_writes off with leading on).
+  std::atomic<bool> leading_flag{false};
+  bool leading() override { return leading_flag; }
   // Each replicate() that succeeded counts as one applied log entry.
   uint64_t applied_index() override { return applied_.load(); }
   Status wait_applied(uint64_t index, std::chrono::milliseconds) override {

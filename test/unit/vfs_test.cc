@@ -48,6 +48,7 @@ struct FollowerHooks : ReplicationHooks {
   void undo(const std::string&, uint64_t) override {}
   void wake() override {}
   std::string leader_address() override { return "127.0.0.1:9001"; }
+  bool leading() override { return false; }
   uint64_t applied_index() override { return 7; }
   Status wait_applied(uint64_t index, std::chrono::milliseconds) override {
     return index <= 7 ? Status::Ok() : Status::Busy("applied index 7 has not reached " + std::to_string(index));
@@ -285,8 +286,13 @@ TEST_CASE("alias: the application's own connections write through the leader and
   trio.hooks.set_leader_address("127.0.0.1:9002");
   CHECK(exec(app, "INSERT INTO t VALUES(1)") == kErrReadonlyNotLeader);
   CHECK((kErrReadonlyNotLeader & 0xff) == SQLITE_READONLY);
-  trio.hooks.set_leader_address("");
+  // A new leader still applying its predecessors' entries: BUSY, not a
+  // refusal naming itself.
+  trio.hooks.leading_flag = true;
   sqlite3_busy_timeout(app, 0);
+  CHECK(exec(app, "INSERT INTO t VALUES(1)") == SQLITE_BUSY);
+  trio.hooks.leading_flag = false;
+  trio.hooks.set_leader_address("");
   CHECK(exec(app, "INSERT INTO t VALUES(1)") == SQLITE_BUSY);
   CHECK(query(app, "SELECT count(*) FROM t") == "20");  // reads go on
   // The busy timeout rides out an election: writes resume once allowed.
