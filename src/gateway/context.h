@@ -14,6 +14,7 @@
 
 #include "db_writer.h"
 #include "metrics.h"
+#include "proposer.h"
 #include "raft_api.h"
 #include "sql_guard.h"
 #include "status.h"
@@ -37,6 +38,20 @@ class GatewayContext {
   virtual struct raft* raft() = 0;
   // This node leads and has applied what earlier leaders committed: it may run SQL.
   virtual bool leader_ready() const = 0;
+  // This leader's read lease holds: no other leader can have been elected,
+  // so a statement may run on its state now without confirming leadership
+  // (docs/reliability.md "Reads").
+  virtual bool read_lease_held() = 0;
+  // Outside the lease, leadership is confirmed by a round of Raft shared by
+  // the statements waiting: request_confirmation() returns a ticket (0 if
+  // this node does not lead), confirmation(ticket) its state.
+  using Confirmation = Proposer::Confirmation;
+  virtual uint64_t request_confirmation() = 0;
+  virtual Confirmation confirmation(uint64_t ticket) = 0;
+  // Test-only (SQRAFT_TEST_UNSAFE_LEADER_READS=1), the fault suite's positive
+  // control: reads skip every leadership check, as a deposed leader that
+  // kept answering would. Never set in production.
+  virtual bool unsafe_leader_reads() const { return false; }
   virtual Vfs& vfs() = 0;
   virtual ThreadPool& readers() = 0;
   // The writer of `db`, created on first use (after may_open()).

@@ -28,6 +28,12 @@ bool runs_sql(uint8_t type) {
 
 bool is_query(uint8_t type) { return type == wire::kQuery || type == wire::kQuerySql; }
 
+// Statements: what they answer comes from this node's state, so it must
+// still be the leader (outside its read lease, confirmed first).
+bool runs_statement(uint8_t type) {
+  return type == wire::kExec || type == wire::kQuery || type == wire::kExecSql || type == wire::kQuerySql;
+}
+
 }  // namespace
 
 void Session::dispatch(Message m) {
@@ -90,6 +96,29 @@ void Session::malformed(const Request& r) {
 
 bool Session::retry_parked() {
   if (!parked_ || closing_) return false;
+  if (confirm_ticket_ != 0) {
+    const GatewayContext::Confirmation c = node_.confirmation(confirm_ticket_);
+    if (c == GatewayContext::Confirmation::kPending && node_.leader_ready() &&
+        std::chrono::steady_clock::now() < parked_until_) {
+      return true;
+    }
+    confirm_ticket_ = 0;
+    Message m = std::move(*parked_);
+    parked_.reset();
+    if (c == GatewayContext::Confirmation::kConfirmed) {
+      handle(m, /*retry=*/true, /*confirmed=*/true);
+    } else {
+      // Deposed, or cut off from its followers: the client should look for
+      // the leader (10250 makes dqlite clients do so).
+      const Status s = Status::NotLeader("this node could not confirm that it is still the leader");
+      if (is_query(m.header.type)) {
+        fail_stream(s);
+      } else {
+        fail(s);
+      }
+    }
+    return false;
+  }
   if (!node_.leader_ready() && raft_state(node_.raft()) == RAFT_LEADER &&
       std::chrono::steady_clock::now() < parked_until_) {
     return true;
@@ -128,7 +157,20 @@ const std::array<Session::Handler, 256>& Session::handlers() {
   return table;
 }
 
-void Session::handle(Message& m, bool retry) {
+// A statement on a leader outside its read lease waits (up to an election
+// timeout) for a round of Raft to confirm the leadership: otherwise a leader
+// already replaced, paused or cut off could answer from stale state.
+bool Session::park_for_confirmation(Message& m) {
+  const uint64_t ticket = node_.request_confirmation();
+  if (ticket == 0) return false;  // not leading: the handler answers NOTLEADER
+  confirm_ticket_ = ticket;
+  parked_until_ = std::chrono::steady_clock::now() + std::chrono::milliseconds(node_.raft()->election_timeout);
+  parked_ = std::move(m);
+  node_.park(id_);
+  return true;
+}
+
+void Session::handle(Message& m, bool retry, bool confirmed) {
   assert(!closing_);
   const uint8_t type = m.header.type;
   if (!retry) {
@@ -142,6 +184,10 @@ void Session::handle(Message& m, bool retry) {
     parked_until_ = std::chrono::steady_clock::now() + std::chrono::milliseconds(node_.raft()->election_timeout);
     parked_ = std::move(m);
     node_.park(id_);
+    return;
+  }
+  if (runs_statement(type) && !confirmed && node_.leader_ready() && !node_.read_lease_held() &&
+      park_for_confirmation(m)) {
     return;
   }
   if (m.header.schema > 1) {

@@ -15,7 +15,7 @@
 namespace sqraft {
 
 void Session::run_sql(uint32_t db_id, std::string sql, SqlParams params, bool query, StmtKind kind) {
-  Db* d = db(db_id, true);
+  Db* d = db(db_id, !(kind == StmtKind::kRead && node_.unsafe_leader_reads()));
   if (d == nullptr) return;
   // Once the client has TEMP objects, any statement but BEGIN/COMMIT may be
   // about them: prepare it on the client's connection to find out.

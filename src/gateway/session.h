@@ -116,7 +116,10 @@ class Session {
   // dispatch.cc: requests, one handler per type.
   static const std::array<Handler, 256>& handlers();
   void dispatch(Message m);
-  void handle(Message& m, bool retry = false);  // retry: a parked request, counted already
+  // retry: a parked request, counted already; confirmed: leadership was
+  // confirmed after it arrived.
+  void handle(Message& m, bool retry = false, bool confirmed = false);
+  bool park_for_confirmation(Message& m);
   void done();  // the current request is answered: take the next one
   void fail(const Status& s);  // answers FAILURE, then done()
   void fail(uint64_t code, const std::string& message);
@@ -264,8 +267,11 @@ class Session {
   std::optional<Stream> stream_rows_;
   // A request that arrived while this node had just been elected and was
   // still applying earlier leaders' entries.
+  // Or one that waits for this leader to confirm its leadership (the ticket
+  // of the confirmation round; 0 if it waits for readiness).
   std::optional<Message> parked_;
   std::chrono::steady_clock::time_point parked_until_;
+  uint64_t confirm_ticket_ = 0;
 };
 
 }  // namespace sqraft

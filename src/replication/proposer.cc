@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <random>
@@ -34,6 +35,7 @@ struct BarrierRequest {
   struct raft_barrier req;
   Proposer* self;
   raft_term term;
+  uint64_t round = 0;  // a read barrier's round
 };
 
 }  // namespace
@@ -366,12 +368,28 @@ Status Proposer::read_barrier(std::chrono::milliseconds timeout) {
   return waiter->wait_for(timeout, "read barrier");
 }
 
+uint64_t Proposer::request_confirmation() {
+  if (stopping_ || diverged_ || raft_ == nullptr || raft_state(raft_) != RAFT_LEADER) return 0;
+  confirm_wanted_ = true;
+  const uint64_t ticket = barrier_round_ + 1;  // the next round to start
+  if (!read_barrier_inflight_) start_read_barrier();
+  return ticket;
+}
+
+Proposer::Confirmation Proposer::confirmation(uint64_t ticket) const {
+  if (confirmed_round_ >= ticket) return Confirmation::kConfirmed;
+  if (failed_round_ >= ticket) return Confirmation::kFailed;
+  return Confirmation::kPending;
+}
+
 void Proposer::start_read_barrier() {
-  if (read_waiting_.empty()) return;
-  auto* b = new BarrierRequest{{}, this, raft_->current_term};
+  if (read_waiting_.empty() && !confirm_wanted_) return;
+  auto* b = new BarrierRequest{{}, this, raft_->current_term, ++barrier_round_};
   b->req.data = b;
+  confirm_wanted_ = false;
   if (int rv = raft_barrier(raft_, &b->req, read_barrier_cb); rv != 0) {
     delete b;
+    failed_round_ = barrier_round_;
     const Status s = status_from_raft(rv, "read barrier");
     for (auto& w : read_waiting_) w->complete(s);
     read_waiting_.clear();
@@ -389,9 +407,24 @@ void Proposer::read_barrier_cb(struct raft_barrier* req, int status) {
     self->read_barrier_inflight_ = false;
     // The barrier is applied: so is everything committed before it.
     self->track_applied();
+    if (status == 0) {
+      self->confirmed_round_ = std::max(self->confirmed_round_, b->round);
+    } else {
+      self->failed_round_ = std::max(self->failed_round_, b->round);
+    }
     const Status s = status == 0 ? Status::Ok() : status_from_raft(status, "read barrier");
     for (auto& w : self->read_inflight_) w->complete(s);
     self->read_inflight_.clear();
+    if (status != 0) {
+      // Leadership was lost (libraft fails the barrier while it steps down,
+      // when no new request may be made): those waiting for the next round
+      // get the same answer.
+      for (auto& w : self->read_waiting_) w->complete(s);
+      self->read_waiting_.clear();
+      if (self->confirm_wanted_) self->failed_round_ = ++self->barrier_round_;  // that round never starts
+      self->confirm_wanted_ = false;
+      return;
+    }
     if (!self->stopping_) self->start_read_barrier();
   });
 }

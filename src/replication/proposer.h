@@ -78,6 +78,16 @@ class Proposer final : public ReplicationHooks, public FsmObserver {
   bool busy() const;
   bool leader_ready() const { return writes_allowed_.load(); }
 
+  // Confirming leadership for reads the lease does not cover (loop thread):
+  // request_confirmation() asks for a round of the shared read barrier that
+  // starts after this call and returns its ticket (0 if this node does not
+  // lead); confirmation(ticket) says whether that round (or a later one)
+  // committed, failed, or is still running. A committed round proves that a
+  // majority still followed this leader after the ticket was taken.
+  enum class Confirmation { kPending, kConfirmed, kFailed };
+  uint64_t request_confirmation();
+  Confirmation confirmation(uint64_t ticket) const;
+
   // ReplicationHooks (any thread but the loop's).
   bool writes_allowed() override { return writes_allowed_.load(); }
   Status replicate(const FramesBatch& batch) override;
@@ -190,6 +200,12 @@ class Proposer final : public ReplicationHooks, public FsmObserver {
   std::vector<std::shared_ptr<Waiter>> read_waiting_;
   std::vector<std::shared_ptr<Waiter>> read_inflight_;
   bool read_barrier_inflight_ = false;
+  // Rounds of the read barrier: started, last committed, last failed; and
+  // whether a ticket waits for the next round.
+  uint64_t barrier_round_ = 0;
+  uint64_t confirmed_round_ = 0;
+  uint64_t failed_round_ = 0;
+  bool confirm_wanted_ = false;
 
   // The applied index as the loop thread last saw it, for other threads.
   std::atomic<uint64_t> applied_index_{0};

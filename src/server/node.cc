@@ -82,6 +82,10 @@ bool NodeImpl::leader_ready() const {
   return raft_ready_ && raft_state(const_cast<struct raft*>(&raft_)) == RAFT_LEADER && proposer_->leader_ready();
 }
 
+bool NodeImpl::read_lease_held() {
+  return unsafe_leader_reads_ || (raft_ready_ && io_shim_->lease_held(lease_ms_));
+}
+
 DbWriter& NodeImpl::writer(const std::string& db) { return clients_->writer(db); }
 
 DbWriter::Options NodeImpl::writer_options() const {
@@ -288,6 +292,17 @@ Status NodeImpl::init_raft() {
   raft_set_snapshot_threshold(&raft_, options_.snapshot_threshold);
   raft_set_snapshot_trailing(&raft_, options_.snapshot_trailing);
   raft_set_pre_vote(&raft_, true);
+  io_shim_->attach(&raft_);
+  // The read lease ends a fifth of an election timeout before any follower
+  // could vote for someone else: the margin is for clock rates that differ
+  // between machines (LeaderLease).
+  lease_ms_ = uint64_t(raft_.election_timeout) * 4 / 5;
+  if (const char* v = std::getenv("SQRAFT_TEST_UNSAFE_LEADER_READS"); v != nullptr && std::string(v) == "1") {
+    // The fault suite's positive control: a deposed leader answers reads.
+    unsafe_leader_reads_ = true;
+    spdlog::warn("node {}: SQRAFT_TEST_UNSAFE_LEADER_READS=1: reads are answered without checking leadership "
+                 "(for tests only: reads can be stale)", options_.id);
+  }
   // A follower busy with its own snapshot drops an InstallSnapshot without
   // answering; the leader retries after this long.
   raft_set_install_snapshot_timeout(&raft_, std::max(5000u, latency * 500));

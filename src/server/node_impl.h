@@ -42,6 +42,10 @@ class NodeImpl final : public GatewayContext {
   Metrics& metrics() override { return metrics_; }
   struct raft* raft() override { return &raft_; }
   bool leader_ready() const override;
+  bool read_lease_held() override;
+  uint64_t request_confirmation() override { return proposer_->request_confirmation(); }
+  Confirmation confirmation(uint64_t ticket) override { return proposer_->confirmation(ticket); }
+  bool unsafe_leader_reads() const override { return unsafe_leader_reads_; }
   Vfs& vfs() override { return proposer_->vfs(); }
   ThreadPool& readers() override { return *readers_; }
   DbWriter& writer(const std::string& db) override;
@@ -99,6 +103,8 @@ class NodeImpl final : public GatewayContext {
   std::unique_ptr<Proposer> proposer_;
   std::unique_ptr<Transport> transport_;
   std::unique_ptr<RaftIoShim> io_shim_;  // what libraft drives: io_ with libraft 0.15's fixes
+  uint64_t lease_ms_ = 0;                // the read lease: below the election timeout
+  bool unsafe_leader_reads_ = false;     // test-only: SQRAFT_TEST_UNSAFE_LEADER_READS
   struct raft_io io_ {};
   struct raft raft_ {};
   bool io_ready_ = false;

@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <uv.h>
+
 #include <cstring>
 
 namespace sqraft {
@@ -63,6 +65,7 @@ int RaftIoShim::start(struct raft_io* io, unsigned msecs, raft_io_tick_cb tick, 
   RaftIoShim* s = of(io);
   s->tick_ = tick;
   s->recv_ = recv;
+  s->started_ms_ = now_ms();
   const int rv = s->inner_->start(s->inner_, msecs, on_tick, on_recv);
   s->keep_errmsg(rv);
   return rv;
@@ -73,8 +76,47 @@ void RaftIoShim::on_tick(struct raft_io* inner) {
   s->tick_(&s->outer_);
 }
 
+// Libuv's monotonic clock, read now (uv_now() is the loop's cached time,
+// which may lag; a lease check must not use a time from the past).
+uint64_t RaftIoShim::now_ms() { return uv_hrtime() / 1000000; }
+
+bool RaftIoShim::lease_held(uint64_t lease_ms) const {
+  return raft_ != nullptr && lease_.held(raft_, now_ms(), lease_ms);
+}
+
+void RaftIoShim::watch_send(const struct raft_message* m) {
+  switch (m->type) {
+    case RAFT_IO_APPEND_ENTRIES:
+      lease_.sent_request(m->server_id, m->append_entries.term, now_ms());
+      break;
+    case RAFT_IO_INSTALL_SNAPSHOT:
+      lease_.sent_request(m->server_id, m->install_snapshot.term, now_ms());
+      break;
+    case RAFT_IO_TIMEOUT_NOW:
+      lease_.sent_timeout_now(m->timeout_now.term);
+      break;
+    default:
+      break;
+  }
+}
+
+bool RaftIoShim::ignore_vote(const struct raft_message* m) {
+  if (m->type != RAFT_IO_REQUEST_VOTE || raft_ == nullptr || m->request_vote.disrupt_leader) return false;
+  if (now_ms() >= started_ms_ + raft_->election_timeout) return false;
+  if (votes_ignored_++ == 0 || spdlog::should_log(spdlog::level::debug)) {
+    spdlog::info("raft: ignoring a {}vote request from {} within an election timeout of starting",
+                 m->request_vote.pre_vote ? "pre-" : "", m->server_id);
+  }
+  return true;
+}
+
 void RaftIoShim::on_recv(struct raft_io* inner, struct raft_message* msg) {
   RaftIoShim* s = of_inner(inner);
+  if (s->ignore_vote(msg)) return;
+  if (msg->type == RAFT_IO_APPEND_ENTRIES_RESULT) {
+    const auto& r = msg->append_entries_result;
+    s->lease_.received_result(msg->server_id, r.term, r.rejected == 0);
+  }
   if (msg->type != RAFT_IO_APPEND_ENTRIES) {
     s->recv_(&s->outer_, msg);
     return;
@@ -102,6 +144,7 @@ int RaftIoShim::send(struct raft_io* io, struct raft_io_send* req, const struct 
                    message->server_id, s->proven_, message->append_entries_result.last_log_index);
     }
   }
+  s->watch_send(out);
   const int rv = s->inner_->send(s->inner_, req, out, cb);
   s->keep_errmsg(rv);
   return rv;

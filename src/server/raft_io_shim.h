@@ -14,12 +14,20 @@
 // (prev_log_index + n_entries), which is what the Raft paper's follower
 // reports.
 //
+// It also watches the traffic for the leader's read lease (LeaderLease):
+// requests sent, successful results received, TimeoutNow. And it keeps the
+// rule the lease rests on across restarts: a node that (re)starts knows no
+// leader, and libraft would grant a vote at once; for one election timeout
+// after start it ignores (pre-)vote requests that do not carry the leader's
+// permission (a transfer's disrupt_leader), as if they were lost.
+//
 // Everything else passes through unchanged. libraft gets io(); the libuv
 // backend keeps its own raft_io (inner), whose `data` points to the shim.
 //
 // Threads: the node's loop thread, like the raft_io it wraps.
 #pragma once
 
+#include "leader_lease.h"
 #include "raft_api.h"
 
 namespace sqraft {
@@ -32,6 +40,15 @@ class RaftIoShim {
   RaftIoShim& operator=(const RaftIoShim&) = delete;
 
   struct raft_io* io() { return &outer_; }
+  // The libraft instance driving io() (after raft_init): its timeouts and
+  // state. Without it no vote is ignored and the lease is never held.
+  void attach(const struct raft* raft) { raft_ = raft; }
+  // LeaderLease::held for the attached instance, now, with the lease
+  // `lease_ms` long.
+  bool lease_held(uint64_t lease_ms) const;
+  const LeaderLease& lease() const { return lease_; }
+  // Vote requests ignored after start (for tests and logs).
+  unsigned long long votes_ignored() const { return votes_ignored_; }
   // Results whose hint was corrected (for tests and logs).
   unsigned long long corrected() const { return corrected_; }
 
@@ -61,6 +78,9 @@ class RaftIoShim {
   static int snapshot_get(struct raft_io* io, struct raft_io_snapshot_get* req, raft_io_snapshot_get_cb cb);
   static raft_time time(struct raft_io* io);
   static int random(struct raft_io* io, int min, int max);
+  static uint64_t now_ms();
+  void watch_send(const struct raft_message* m);
+  bool ignore_vote(const struct raft_message* m);
   static int async_work(struct raft_io* io, struct raft_io_async_work* req, raft_io_async_work_cb cb);
 
   struct raft_io* inner_;
@@ -72,6 +92,10 @@ class RaftIoShim {
   bool in_append_ = false;
   raft_index proven_ = 0;
   unsigned long long corrected_ = 0;
+  const struct raft* raft_ = nullptr;
+  LeaderLease lease_;
+  uint64_t started_ms_ = 0;
+  unsigned long long votes_ignored_ = 0;
 };
 
 }  // namespace sqraft

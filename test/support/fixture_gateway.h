@@ -49,6 +49,11 @@ class FixtureGateway final : public GatewayContext {
   Metrics& metrics() override { return metrics_; }
   struct raft* raft() override { return raft_; }
   bool leader_ready() const override;
+  // The fixture's io is not the node's shim: no lease, so every statement
+  // confirms leadership with a round of Raft (that path is what runs here).
+  bool read_lease_held() override { return false; }
+  uint64_t request_confirmation() override { return proposer_.request_confirmation(); }
+  Confirmation confirmation(uint64_t ticket) override { return proposer_.confirmation(ticket); }
   Vfs& vfs() override { return proposer_.vfs(); }
   ThreadPool& readers() override { return readers_; }
   DbWriter& writer(const std::string& db) override { return clients_->writer(db); }

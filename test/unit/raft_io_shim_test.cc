@@ -1,4 +1,5 @@
-// RaftIoShim: the correction of libraft 0.15's AppendEntries result hint,
+// RaftIoShim: the correction of libraft 0.15's AppendEntries result hint, the
+// vote requests a just-started node ignores, and LeaderLease,
 // driven through a fake inner raft_io standing for the libuv backend.
 #include <doctest/doctest.h>
 
@@ -125,4 +126,147 @@ TEST_CASE("raft io shim: a successful result claims no more than the request pro
   CHECK(shim.io()->set_term(shim.io(), 6) == RAFT_IOERR);
   CHECK(std::string(shim.io()->errmsg) == "disk full");
   g_raft = nullptr;
+}
+
+namespace {
+
+struct VoteCounter {
+  int votes = 0;
+};
+VoteCounter* g_votes = nullptr;
+
+void count_votes(struct raft_io*, struct raft_message* m) {
+  if (m->type == RAFT_IO_REQUEST_VOTE) g_votes->votes++;
+}
+
+struct raft_message vote_request(bool disrupt) {
+  struct raft_message m {};
+  m.type = RAFT_IO_REQUEST_VOTE;
+  m.server_id = 3;
+  m.request_vote.term = 9;
+  m.request_vote.candidate_id = 3;
+  m.request_vote.pre_vote = true;
+  m.request_vote.disrupt_leader = disrupt;
+  return m;
+}
+
+}  // namespace
+
+TEST_CASE("raft io shim: a node ignores vote requests for one election timeout after it starts") {
+  FakeIo fake;
+  RaftIoShim shim(&fake.io);
+  struct raft r {};
+  r.election_timeout = 200;
+  shim.attach(&r);
+  VoteCounter votes;
+  g_votes = &votes;
+  REQUIRE(shim.io()->start(shim.io(), 100, raft_tick, count_votes) == 0);
+  // Just started: it knows no leader yet, but one may hold a lease on it.
+  struct raft_message plain = vote_request(false);
+  fake.recv(&fake.io, &plain);
+  CHECK(votes.votes == 0);
+  CHECK(shim.votes_ignored() == 1);
+  // A leadership transfer's election carries the leader's permission.
+  struct raft_message transfer = vote_request(true);
+  fake.recv(&fake.io, &transfer);
+  CHECK(votes.votes == 1);
+  // After an election timeout, requests reach libraft again.
+  r.election_timeout = 0;
+  fake.recv(&fake.io, &plain);
+  CHECK(votes.votes == 2);
+  CHECK(shim.votes_ignored() == 1);
+  g_votes = nullptr;
+}
+
+namespace {
+
+// A libraft instance as LeaderLease reads it: state, term, id, voters.
+struct LeaseRaft {
+  struct raft r {};
+  struct raft_server servers[5] {};
+  explicit LeaseRaft(unsigned voters) {
+    r.id = 1;
+    r.state = RAFT_LEADER;
+    r.current_term = 4;
+    for (unsigned i = 0; i < voters; i++) {
+      servers[i].id = i + 1;
+      servers[i].role = RAFT_VOTER;
+    }
+    r.configuration.servers = servers;
+    r.configuration.n = voters;
+  }
+};
+
+}  // namespace
+
+TEST_CASE("leader lease: held only while a majority confirmed this term within the lease") {
+  LeaseRaft one(1);
+  LeaderLease lease;
+  lease.sent_request(2, 4, 0);  // enters term 4
+  CHECK(lease.held(&one.r, 1000000, 800));  // a single voter: nobody else can win
+
+  LeaseRaft three(3);
+  LeaderLease l3;
+  l3.sent_request(2, 4, 1000);
+  l3.sent_request(3, 4, 1000);
+  CHECK_FALSE(l3.held(&three.r, 1001, 800));  // sent, not confirmed
+  l3.received_result(2, 4, true);
+  CHECK(l3.held(&three.r, 1001, 800));  // itself + node 2
+  CHECK(l3.held(&three.r, 1799, 800));
+  CHECK_FALSE(l3.held(&three.r, 1800, 800));  // lease ran out
+
+  SUBCASE("a result confirms the oldest unanswered send, not the newest") {
+    LeaderLease l;
+    l.sent_request(2, 4, 100);
+    l.sent_request(2, 4, 200);
+    l.sent_request(2, 4, 300);
+    l.received_result(2, 4, true);  // which request it answers is unknown
+    CHECK(l.majority_confirmed_ms(&three.r) == 100);
+    l.received_result(2, 4, true);
+    l.received_result(2, 4, true);
+    CHECK(l.majority_confirmed_ms(&three.r) == 300);
+    l.received_result(2, 4, true);  // more results than sends: ignored
+    CHECK(l.majority_confirmed_ms(&three.r) == 300);
+  }
+  SUBCASE("rejections, other terms and unknown peers confirm nothing") {
+    LeaderLease l;
+    l.sent_request(2, 4, 100);
+    l.received_result(2, 4, false);
+    l.received_result(2, 3, true);
+    l.received_result(3, 4, true);
+    CHECK(l.majority_confirmed_ms(&three.r) == 0);
+    CHECK_FALSE(l.held(&three.r, 101, 800));
+  }
+  SUBCASE("a new term starts over") {
+    l3.sent_request(2, 5, 1500);
+    three.r.current_term = 5;
+    CHECK_FALSE(l3.held(&three.r, 1501, 800));
+  }
+  SUBCASE("a leadership transfer ends the lease for the term") {
+    l3.sent_timeout_now(4);
+    CHECK_FALSE(l3.held(&three.r, 1001, 800));
+    l3.received_result(2, 4, true);
+    CHECK_FALSE(l3.held(&three.r, 1001, 800));
+  }
+  SUBCASE("a node that is not the leader holds no lease") {
+    three.r.state = RAFT_FOLLOWER;
+    CHECK_FALSE(l3.held(&three.r, 1001, 800));
+  }
+  SUBCASE("five voters need two followers") {
+    LeaseRaft five(5);
+    LeaderLease l;
+    for (raft_id id = 2; id <= 5; id++) l.sent_request(id, 4, 100 * id);
+    l.received_result(5, 4, true);
+    CHECK_FALSE(l.held(&five.r, 600, 800));
+    l.received_result(3, 4, true);
+    CHECK(l.majority_confirmed_ms(&five.r) == 300);  // the older of the two
+    CHECK(l.held(&five.r, 1099, 800));
+    CHECK_FALSE(l.held(&five.r, 1100, 800));
+  }
+  SUBCASE("sends past the bound are not recorded; the bound stays a lower one") {
+    LeaderLease l;
+    for (size_t i = 0; i < LeaderLease::kSendsMax + 10; i++) l.sent_request(2, 4, 10 + i);
+    for (size_t i = 0; i < LeaderLease::kSendsMax + 10; i++) l.received_result(2, 4, true);
+    CHECK(l.majority_confirmed_ms(&three.r) == 10 + LeaderLease::kSendsMax - 1);
+  }
 }
