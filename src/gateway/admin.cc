@@ -121,6 +121,7 @@ std::vector<uint8_t> files_message(const std::string& name, const DbImage& img) 
 // request; 0 once it has started (`req`'s callback then reports the end).
 int start_change(struct raft* raft, struct raft_change* req, uint8_t type, uint64_t id, const std::string& address,
                  uint64_t role) {
+  raft->errmsg[0] = '\0';  // what is there now is some earlier call's
   if (type == wire::kAdd) {
     if (!wire::valid_utf8(address) || !parse_address(address).ok()) return RAFT_INVALID;
     return raft_add(raft, req, id, address.c_str(), PendingChange::callback);
@@ -144,17 +145,22 @@ void Session::handle_membership(Request& r) {
   if (raft_state(node_.raft()) != RAFT_LEADER) return fail(Status::NotLeader());
   auto* c = PendingChange::make([this](int status) {
     if (!job_finished()) return;
-    if (status != 0) {
-      const char* why = raft_errmsg(node_.raft());
-      return fail(SQLITE_ERROR, why[0] != '\0' ? why : raft_strerror(status));
+    // raft_errmsg() holds the instance's last error, not necessarily this
+    // change's: the status says what happened to it.
+    if (status == RAFT_LEADERSHIPLOST) {
+      return fail(Status::LeadershipLost("membership change: leadership lost; it may still take effect"));
     }
+    if (status != 0) return fail(SQLITE_ERROR, std::string("membership change: ") + raft_strerror(status));
     reply_empty();
     done();
   });
   int rv = 0;
   if (launch_job([&] { return (rv = start_change(node_.raft(), &c->req, r.type, id, address, role)) == 0; })) return;
   delete c;
-  fail(SQLITE_ERROR, std::string(wire::request_name(r.type)) + ": " + raft_strerror(rv));
+  // Refused at once: libraft's message says why ("no server has ID 99").
+  const char* why = raft_errmsg(node_.raft());
+  const std::string what = std::string(wire::request_name(r.type)) + ": " + (why[0] != '\0' ? why : raft_strerror(rv));
+  fail(rv == RAFT_CANTCHANGE ? SQLITE_BUSY : SQLITE_ERROR, what);
 }
 
 void Session::handle_transfer(Request& r) {
