@@ -247,7 +247,9 @@ Status NodeImpl::bootstrap() {
 }
 
 Status NodeImpl::init_raft() {
-  transport_ = std::make_unique<Transport>(&loop_);
+  // A peer connection silent for an election timeout is dead for Raft's
+  // purposes: let the kernel abort it so that libraft reconnects.
+  transport_ = std::make_unique<Transport>(&loop_, std::max(1u, options_.network_latency_ms) * 50);
   int rv = raft_uv_init(&io_, &loop_, options_.dir.c_str(), transport_->raft_transport());
   if (rv != 0) return Status::IoError("raft I/O in '" + options_.dir + "': " + raft_strerror(rv) + ": " + io_.errmsg);
   io_ready_ = true;

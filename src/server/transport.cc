@@ -2,6 +2,10 @@
 
 #include <spdlog/spdlog.h>
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
 #include <cstring>
 
 #include "boundary.h"
@@ -20,7 +24,7 @@ struct Transport::Attempt {
   std::string peer;
 };
 
-Transport::Transport(uv_loop_t* loop) : loop_(loop) {
+Transport::Transport(uv_loop_t* loop, unsigned silent_peer_ms) : loop_(loop), silent_peer_ms_(silent_peer_ms) {
   t_.impl = this;
   t_.init = init;
   t_.listen = listen;
@@ -54,11 +58,24 @@ int Transport::listen(struct raft_uv_transport* t, raft_uv_accept_cb cb) {
   return 0;
 }
 
+void Transport::limit_silence(uv_stream_t* stream) const {
+  if (silent_peer_ms_ == 0 || stream->type != UV_TCP) return;
+  uv_os_fd_t fd;
+  if (uv_fileno(reinterpret_cast<uv_handle_t*>(stream), &fd) != 0) return;
+  const unsigned ms = silent_peer_ms_;
+  // Best effort: without it the connection still works, only slower to
+  // notice a dead path.
+  if (::setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &ms, sizeof ms) != 0) {
+    spdlog::debug("raft: TCP_USER_TIMEOUT: {}", std::strerror(errno));
+  }
+}
+
 void Transport::accept(raft_id peer_id, const std::string& peer_address, uv_stream_t* stream) {
   if (accept_cb_ == nullptr || closing_) {
     close_stream(stream);
     return;
   }
+  limit_silence(stream);
   accept_cb_(&t_, peer_id, peer_address.c_str(), stream);
 }
 
@@ -116,6 +133,7 @@ void Transport::preamble_written(Attempt* a, int status) {
     finish_attempt(a, closing_ ? RAFT_CANCELED : RAFT_NOCONNECTION, nullptr);
     return;
   }
+  limit_silence(s);
   finish_attempt(a, 0, s);
 }
 

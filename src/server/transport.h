@@ -18,7 +18,12 @@ namespace sqraft {
 
 class Transport {
  public:
-  explicit Transport(uv_loop_t* loop);
+  // `silent_peer_ms` (0: off): a TCP peer connection whose sent data stays
+  // unacknowledged this long is aborted by the kernel (TCP_USER_TIMEOUT), so
+  // Raft reconnects instead of waiting out TCP's retransmission back-off —
+  // after packet loss or a healed partition, a stalled connection otherwise
+  // delays heartbeats and elections by seconds.
+  explicit Transport(uv_loop_t* loop, unsigned silent_peer_ms = 0);
   ~Transport();
   Transport(const Transport&) = delete;
   Transport& operator=(const Transport&) = delete;
@@ -44,9 +49,11 @@ class Transport {
   void preamble_written(Attempt* a, int status);
   void finish_attempt(Attempt* a, int status, uv_stream_t* stream);
   void maybe_closed();
+  void limit_silence(uv_stream_t* stream) const;
 
   struct raft_uv_transport t_ {};
   uv_loop_t* loop_;
+  unsigned silent_peer_ms_;
   raft_id id_ = 0;
   std::string address_;
   raft_uv_accept_cb accept_cb_ = nullptr;
