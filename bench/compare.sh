@@ -9,14 +9,16 @@
 # under /tmp/sqraft-bench-results/ (outside the repository).
 #
 #   BENCH_DURATION=5 bench/compare.sh
-# Environment: BENCH_DURATION (seconds per run, default 10), SQRAFT_PORT
+# Environment: BENCH_DURATION (seconds per run, default 10), SQRAFT_BIN, SQRAFT_PORT
 # (default 9701), DQLITE_PORT (default 9401), BENCH_RESULTS_DIR.
 # Needs root for apt-get when go-dqlite or jq is missing.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BUILD=$ROOT/build
-SQRAFT=$BUILD/sqraft
+# SQRAFT_BIN: another sqraft binary to measure (e.g. a build of an earlier
+# commit, for before/after figures); then nothing is built.
+SQRAFT=${SQRAFT_BIN:-$BUILD/sqraft}
 REFERENCE=$(cd "$ROOT/.." && pwd)/shared/bench/dqlite-reference.sh
 DURATION=${BENCH_DURATION:-10}
 SQ_PORT=${SQRAFT_PORT:-9701}
@@ -39,11 +41,13 @@ if ! command -v dqlite-demo >/dev/null || ! command -v dqlite >/dev/null; then a
 command -v jq >/dev/null || apt_install jq
 [ -f "$REFERENCE" ] || die "missing $REFERENCE"
 
-if [ ! -f "$BUILD/build.ninja" ]; then
+if [ -n "${SQRAFT_BIN:-}" ]; then
+  [ -x "$SQRAFT" ] || die "SQRAFT_BIN=$SQRAFT is not executable"
+elif [ ! -f "$BUILD/build.ninja" ]; then
   log "configuring $BUILD"
   meson setup "$BUILD" "$ROOT" >/dev/null
 fi
-if ! ninja -C "$BUILD" sqraft >"$BUILD/compare-build.log" 2>&1; then
+if [ -z "${SQRAFT_BIN:-}" ] && ! ninja -C "$BUILD" sqraft >"$BUILD/compare-build.log" 2>&1; then
   [ -x "$SQRAFT" ] || { cat "$BUILD/compare-build.log" >&2; die "cannot build sqraft"; }
   log "warning: building sqraft failed (see $BUILD/compare-build.log); using the existing $SQRAFT"
 fi

@@ -12,7 +12,10 @@ PACKAGES="
 "
 # Reference peers for interop tests and benchmark comparisons, and promtool
 # (package prometheus) that checks the /metrics page in the suite.
-PEERS="go-dqlite libdqlite0 golang-go golang-github-canonical-go-dqlite-dev prometheus"
+# The fault suite (test/fault/) runs nodes in network namespaces: ip and tc
+# (iproute2), nft (nftables), eatmydata for its fsync positive control.
+PEERS="go-dqlite libdqlite0 golang-go golang-github-canonical-go-dqlite-dev prometheus
+  iproute2 nftables eatmydata"
 
 missing=""
 for p in $PACKAGES ${SQRAFT_WITH_PEERS:+$PEERS}; do

@@ -1,0 +1,19 @@
+#!/bin/sh
+# The fault suite's slice in `meson test` (about two minutes): the checkers'
+# own tests (positive controls included), the wire client against a real
+# node, four nemesis × workload runs, and the positive control for reads
+# (a deposed leader that keeps answering must be caught by the register
+# checker). The long runs are scripts/fault.sh's.
+#   test/fault/suite.sh BUILD_DIR
+set -eu
+here=$(cd "$(dirname "$0")" && pwd)
+bin=$1/sqraft
+python3 "$here/checkers_test.py"
+python3 "$here/wire_test.py" "$bin"
+run() { python3 "$here/fault.py" --binary "$bin" --interval 4 "$@"; }
+run --workload register --nemesis partition --partition isolate-leader --duration 20 --seed 11
+run --workload set --nemesis kill --duration 15 --seed 12
+run --workload bank --nemesis pause --duration 15 --seed 13
+run --workload append --nemesis loss --duration 15 --seed 14
+run --workload register --nemesis partition --partition isolate-leader --duration 20 --seed 15 \
+  --unsafe-reads --expect-invalid
