@@ -293,10 +293,16 @@ void Proposer::apply_cb(struct raft_apply* req, int status, void* /*result*/) {
     spdlog::trace("proposal {:x} callback status {}", p->id, status);
     self->inflight_.erase(p->id);
     if (!p->checkpoint_db.empty()) self->checkpoints_inflight_.erase(p->checkpoint_db);
-    if (p->waiter && status == RAFT_LEADERSHIPLOST && p->req.index != 0 && !self->stopping_) {
-      // The entry may still commit under the next leader: wait until this
-      // node has applied its index (or the writer's deadline).
-      spdlog::debug("proposal {:x} at index {}: leadership lost, waiting for the outcome", p->id, p->req.index);
+    if (p->waiter && status != 0 && p->req.index != 0 && !self->stopping_) {
+      // The entry is in the log and was sent to the followers: it may still
+      // commit — under the next leader after leadership was lost, or through
+      // the followers when this node's own append failed (a full disk: the
+      // followers stored it, a majority without this node). Rolling the
+      // transaction back here would leave this node without an entry the
+      // others apply (they then stop on a checksum mismatch). Wait until
+      // this node has applied its index (or the writer's deadline).
+      spdlog::debug("proposal {:x} at index {}: {}, waiting for the outcome", p->id, p->req.index,
+                    raft_strerror(status));
       p->waiter->enter_limbo(std::chrono::steady_clock::now() +
                              std::chrono::milliseconds(self->options_.commit_outcome_timeout_ms));
       self->limbo_[p->id] = Limbo{p->req.index, p->waiter};

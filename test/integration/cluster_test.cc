@@ -293,3 +293,75 @@ TEST_CASE("cluster: followers fed a wrong checksum stop; the leader does not") {
   }));
   CHECK(!c.proposer(l).diverged());
 }
+
+namespace {
+
+// Makes the next append of one node's log fail as the uv backend does when
+// the disk is full: the request was taken (the entries are in the leader's
+// in-memory log and on their way to the followers), the local write failed,
+// and the node then stops (a sqraft node stops on any Raft I/O failure:
+// libraft 0.15 cannot go on after one). The test models the stop by
+// killing the node once the followers have the entry.
+struct FailNextAppend {
+  static inline int (*original)(struct raft_io*, struct raft_io_append*, const struct raft_entry[], unsigned,
+                                raft_io_append_cb) = nullptr;
+  static inline raft_io_append_cb original_cb = nullptr;
+  static inline bool armed = false;
+  static inline int failed = 0;
+
+  static void cb(struct raft_io_append* req, int /*status*/) {
+    failed++;
+    original_cb(req, RAFT_IOERR);
+  }
+  static int append(struct raft_io* io, struct raft_io_append* req, const struct raft_entry entries[], unsigned n,
+                    raft_io_append_cb done) {
+    if (!armed) return original(io, req, entries, n, done);
+    armed = false;
+    original_cb = done;
+    return original(io, req, entries, n, cb);
+  }
+  static void install(struct raft* r) {
+    original = r->io->append;
+    r->io->append = append;
+    armed = true;
+  }
+};
+
+}  // namespace
+
+TEST_CASE("cluster: a leader whose own log append fails does not tell its writer the transaction failed") {
+  // Seen in the fault suite (disk-full): the leader's append failed, its
+  // writer rolled the transaction back and answered "disk I/O error", the
+  // followers committed the entry (they had stored it): a client told its
+  // write failed found it committed, and the old leader's state diverged.
+  FixtureCluster::Options o;
+  o.commit_outcome_timeout_ms = 1000;
+  FixtureCluster c(o);
+  const unsigned l = c.wait_leader();
+  REQUIRE(c.exec(l, "app", "CREATE TABLE t(x); INSERT INTO t VALUES(1)").ok());
+  REQUIRE(c.settle());
+  FailNextAppend::install(c.raft(l));
+  const raft_index entry = raft_last_index(c.raft(l)) + 1;
+  auto job = c.submit(l, "app", {"INSERT INTO t VALUES(2)"});
+  REQUIRE(c.step_until([&] {
+    if (FailNextAppend::failed == 0) return false;
+    for (unsigned i = 0; i < c.size(); i++) {
+      if (i != l && raft_last_index(c.raft(i)) < entry) return false;
+    }
+    return true;
+  }));
+  c.kill(l);
+  REQUIRE(c.step_until([&] { return job->done.load(); }));
+  const Status first = job->result.status();
+  INFO("the writer was told: " << first.to_string());
+  const unsigned nl = c.wait_leader();
+  REQUIRE(nl != l);
+  REQUIRE(c.exec(nl, "app", "INSERT INTO t VALUES(3)").ok());
+  REQUIRE(c.settle());
+  CHECK(c.compare("app", "SELECT * FROM t ORDER BY x") == "");
+  const std::string rows = c.query(nl, "app", "SELECT group_concat(x) FROM t");
+  // The followers had the entry: it committed. The writer must not have
+  // been told it failed: OK, or "outcome unknown" once its node stopped.
+  CHECK(rows == "1,2,3");
+  CHECK((first.ok() || first.code() == kErrOutcomeUnknown));
+}
