@@ -29,6 +29,9 @@ inline constexpr int kErrOutcomeUnknown = SQLITE_IOERR | (42 << 8);   // 10762
 // when they try to write on a node that is not the leader: a READONLY-class
 // code, which SQLite programs already treat as "this handle cannot write".
 inline constexpr int kErrReadonlyNotLeader = SQLITE_READONLY | (40 << 8);  // 10248
+// sqraft's own: the node stopped because its Raft log could not be written
+// (a full disk): safe to restart once the cause is gone.
+inline constexpr int kErrRaftWrite = SQLITE_IOERR | (43 << 8);        // 11018
 // sqraft's own: this node's copy of the data differs from the leader's.
 inline constexpr int kErrDivergence = SQLITE_CORRUPT | (99 << 8);
 

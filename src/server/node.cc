@@ -277,14 +277,18 @@ Status NodeImpl::init_raft() {
     // Silent divergence is the worst failure a replicated database can have:
     // stop serving at once, loudly, and leave the data for inspection.
     spdlog::critical("node {}: stopping: {}", options_.id, why.message());
-    {
-      std::lock_guard lk(post_mu_);
-      stop_requested_ = true;
-    }
-    uv_async_send(&async_);
-    if (options_.on_fatal) options_.on_fatal(why);
+    stop_itself(why);
   });
   io_shim_ = std::make_unique<RaftIoShim>(&io_);
+  io_shim_->on_io_failure([this](const std::string& what) {
+    // libraft 0.15 fails every write after a failed one, and a leader whose
+    // own append failed would go on committing entries it does not hold:
+    // stop now (nothing this node applied after the failure is persisted;
+    // what it had stored is kept). A full disk is not a bug of the node:
+    // an error, not a critical. `sqraft node` restarts once there is room.
+    spdlog::error("node {}: stopping: the Raft log could not be written: {}", options_.id, what);
+    stop_itself(Status::Error(kErrRaftWrite, "the Raft log could not be written: " + what));
+  });
   rv = raft_init(&raft_, io_shim_->io(), proposer_->raft_fsm(), options_.id, options_.address.c_str());
   if (rv != 0) return Status::Internal(std::string("raft init: ") + raft_errmsg(&raft_));
   raft_ready_ = true;
@@ -475,6 +479,15 @@ void NodeImpl::on_poll() {
     spdlog::info("node {}: start-up done: applied the log up to index {} {:.1f} ms after start", options_.id,
                  raft_last_applied(&raft_), ms);
   }
+}
+
+void NodeImpl::stop_itself(const Status& why) {
+  {
+    std::lock_guard lk(post_mu_);
+    stop_requested_ = true;
+  }
+  uv_async_send(&async_);
+  if (options_.on_fatal) options_.on_fatal(why);
 }
 
 void NodeImpl::begin_shutdown() {

@@ -81,8 +81,11 @@ struct NodeOptions {
   // that stops its node while exiting (the preload library).
   bool keep_vfs_after_stop = false;
   // Called (on the node's loop thread) when the node stops itself because it
-  // cannot go on safely: its state diverged from the leader's. The node is
-  // already shutting down; the owner should still call stop().
+  // cannot go on safely: its state diverged from the leader's (an
+  // Internal/Corrupt status), or the Raft log could not be written — a full
+  // disk (an IoError status: restarting the node once there is room is
+  // safe; `sqraft node` does). The node is already shutting down; the owner
+  // should still call stop().
   std::function<void(const Status&)> on_fatal;
 };
 

@@ -84,6 +84,9 @@ class NodeImpl final : public GatewayContext {
   Status bootstrap();
   DbWriter::Options writer_options() const;
   void loop_main();
+  // Stops the node from inside (divergence, a failed Raft write): the
+  // loop shuts down at its next turn; options_.on_fatal is told why.
+  void stop_itself(const Status& why);
   void begin_shutdown();
   void on_poll();
   static void on_connection(uv_stream_t* server, int status);

@@ -8,6 +8,14 @@
 
 namespace sqraft {
 
+// An append request of the shim's own, around libraft's.
+struct RaftIoShim::Append {
+  struct raft_io_append req;
+  RaftIoShim* shim;
+  struct raft_io_append* theirs;
+  raft_io_append_cb cb;
+};
+
 RaftIoShim::RaftIoShim(struct raft_io* inner) : inner_(inner) {
   inner_->data = this;
   outer_.version = inner_->version;
@@ -35,6 +43,14 @@ void RaftIoShim::keep_errmsg(int rv) {
   if (rv != 0) std::memcpy(outer_.errmsg, inner_->errmsg, sizeof outer_.errmsg);
 }
 
+void RaftIoShim::check_write(const char* what, int rv) {
+  if (rv == 0 || rv == RAFT_CANCELED || closing_ || io_failed_) return;
+  io_failed_ = true;
+  std::string why = std::string(what) + ": " + raft_strerror(rv);
+  if (inner_->errmsg[0] != '\0') why += std::string(" (") + inner_->errmsg + ")";
+  if (on_io_failure_) on_io_failure_(why);
+}
+
 int RaftIoShim::init(struct raft_io* io, raft_id id, const char* address) {
   RaftIoShim* s = of(io);
   const int rv = s->inner_->init(s->inner_, id, address);
@@ -44,6 +60,7 @@ int RaftIoShim::init(struct raft_io* io, raft_id id, const char* address) {
 
 void RaftIoShim::close(struct raft_io* io, raft_io_close_cb cb) {
   RaftIoShim* s = of(io);
+  s->closing_ = true;
   s->close_ = cb;
   s->inner_->close(s->inner_, cb != nullptr ? on_close : nullptr);
 }
@@ -168,6 +185,7 @@ int RaftIoShim::set_term(struct raft_io* io, raft_term term) {
   RaftIoShim* s = of(io);
   const int rv = s->inner_->set_term(s->inner_, term);
   s->keep_errmsg(rv);
+  s->check_write("saving the term", rv);
   return rv;
 }
 
@@ -175,21 +193,43 @@ int RaftIoShim::set_vote(struct raft_io* io, raft_id server_id) {
   RaftIoShim* s = of(io);
   const int rv = s->inner_->set_vote(s->inner_, server_id);
   s->keep_errmsg(rv);
+  s->check_write("saving the vote", rv);
   return rv;
 }
 
 int RaftIoShim::append(struct raft_io* io, struct raft_io_append* req, const struct raft_entry entries[], unsigned n,
                        raft_io_append_cb cb) {
   RaftIoShim* s = of(io);
-  const int rv = s->inner_->append(s->inner_, req, entries, n, cb);
+  // The backend gets a request of ours, so that its completion passes here.
+  auto* ours = new Append{{}, s, req, cb};
+  ours->req.data = ours;
+  const int rv = s->inner_->append(s->inner_, &ours->req, entries, n, on_append);
   s->keep_errmsg(rv);
+  if (rv != 0) {
+    delete ours;
+    s->check_write("appending to the Raft log", rv);
+  }
   return rv;
+}
+
+void RaftIoShim::on_append(struct raft_io_append* req, int status) {
+  auto* ours = static_cast<Append*>(req->data);
+  RaftIoShim* s = ours->shim;
+  struct raft_io_append* theirs = ours->theirs;
+  const raft_io_append_cb cb = ours->cb;
+  delete ours;
+  if (status != 0) {
+    std::memcpy(s->outer_.errmsg, s->inner_->errmsg, sizeof s->outer_.errmsg);
+    s->check_write("writing to the Raft log", status);
+  }
+  cb(theirs, status);
 }
 
 int RaftIoShim::truncate(struct raft_io* io, raft_index index) {
   RaftIoShim* s = of(io);
   const int rv = s->inner_->truncate(s->inner_, index);
   s->keep_errmsg(rv);
+  s->check_write("truncating the Raft log", rv);
   return rv;
 }
 

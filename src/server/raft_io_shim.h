@@ -21,11 +21,20 @@
 // after start it ignores (pre-)vote requests that do not carry the leader's
 // permission (a transfer's disrupt_leader), as if they were lost.
 //
+// And it reports the backend's write failures (on_io_failure): libraft
+// 0.15's libuv backend marks itself errored after a failed write (a full
+// disk) and fails every later one, while libraft itself carries on — a
+// leader keeps committing entries its own log does not hold. The node
+// must stop; the shim tells it when, once.
+//
 // Everything else passes through unchanged. libraft gets io(); the libuv
 // backend keeps its own raft_io (inner), whose `data` points to the shim.
 //
 // Threads: the node's loop thread, like the raft_io it wraps.
 #pragma once
+
+#include <functional>
+#include <string>
 
 #include "leader_lease.h"
 #include "raft_api.h"
@@ -49,6 +58,11 @@ class RaftIoShim {
   const LeaderLease& lease() const { return lease_; }
   // Vote requests ignored after start (for tests and logs).
   unsigned long long votes_ignored() const { return votes_ignored_; }
+  // Called once, on the loop thread, with what failed, when the backend
+  // reports a failed write of the log or of the term/vote metadata (not
+  // after close() began: cancelled requests are not failures).
+  void on_io_failure(std::function<void(const std::string&)> cb) { on_io_failure_ = std::move(cb); }
+  bool io_failed() const { return io_failed_; }
   // Results whose hint was corrected (for tests and logs).
   unsigned long long corrected() const { return corrected_; }
 
@@ -56,6 +70,9 @@ class RaftIoShim {
   static RaftIoShim* of(struct raft_io* io) { return static_cast<RaftIoShim*>(io->impl); }
   static RaftIoShim* of_inner(struct raft_io* io) { return static_cast<RaftIoShim*>(io->data); }
   void keep_errmsg(int rv);
+  void check_write(const char* what, int rv);
+  struct Append;
+  static void on_append(struct raft_io_append* ours, int status);
 
   static int init(struct raft_io* io, raft_id id, const char* address);
   static void close(struct raft_io* io, raft_io_close_cb cb);
@@ -96,6 +113,9 @@ class RaftIoShim {
   LeaderLease lease_;
   uint64_t started_ms_ = 0;
   unsigned long long votes_ignored_ = 0;
+  std::function<void(const std::string&)> on_io_failure_;
+  bool io_failed_ = false;
+  bool closing_ = false;
 };
 
 }  // namespace sqraft

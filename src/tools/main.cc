@@ -11,11 +11,18 @@
 
 #include <malloc.h>
 #include <signal.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <cerrno>
+#include <chrono>
 #include <csignal>
 #include <cstdio>
+#include <cstring>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "node.h"
 #include "tools.h"
@@ -36,6 +43,8 @@ struct NodeArgs {
   uint64_t failure_domain = 0;
   uint64_t weight = 0;
   std::string log_level = "info";
+  unsigned restart_free_mb = 64;
+  std::vector<std::string> argv;  // to restart itself
   unsigned txn_idle_timeout_ms = 30000;
   unsigned write_queue_timeout_ms = 10000;
   NodeOptions limits;  // the resource and SQL limits below keep NodeOptions' defaults
@@ -77,6 +86,36 @@ Result<NodeOptions> node_options(const NodeArgs& a) {
   return o;
 }
 
+// After the node stopped because its Raft log could not be written (a full
+// disk): waits until the data directory's file system has room again, then
+// runs this same command again in this process (exec: the same pid, a fresh
+// node that loads what is on disk — libraft 0.15 cannot resume after a
+// failed write, a new instance can). Returns only if exec failed.
+void restart_when_room(const NodeArgs& a) {
+  const uint64_t need = uint64_t(a.restart_free_mb) << 20;
+  auto free_bytes = [&]() -> uint64_t {
+    struct statvfs st {};
+    if (::statvfs(a.dir.c_str(), &st) != 0) return 0;
+    return uint64_t(st.f_bavail) * st.f_frsize;
+  };
+  auto last_report = std::chrono::steady_clock::now() - std::chrono::hours(1);
+  for (uint64_t f = free_bytes(); f < need; f = free_bytes()) {
+    if (std::chrono::steady_clock::now() - last_report >= std::chrono::seconds(10)) {
+      spdlog::error("node {}: waiting for {} MiB free in {} to restart ({} MiB free now; --restart-free-mb)", a.id,
+                    a.restart_free_mb, a.dir, f >> 20);
+      last_report = std::chrono::steady_clock::now();
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  spdlog::warn("node {}: {} has room again: restarting the node", a.id, a.dir);
+  std::vector<char*> argv;
+  for (const std::string& s : a.argv) argv.push_back(const_cast<char*>(s.c_str()));
+  argv.push_back(nullptr);
+  // The stop signals stay blocked across exec; the new node blocks them too.
+  ::execv("/proc/self/exe", argv.data());
+  std::fprintf(stderr, "sqraft node: restart: exec: %s\n", std::strerror(errno));
+}
+
 int run_node(const NodeArgs& a) {
   setup_logging(a.log_level);
   // Clients decide how big a value gets (up to --value-bytes-max). With
@@ -104,7 +143,11 @@ int run_node(const NodeArgs& a) {
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
   std::signal(SIGPIPE, SIG_IGN);
 
-  o.on_fatal = [](const Status&) { ::kill(::getpid(), SIGUSR1); };
+  static std::atomic<bool> write_failed{false};
+  o.on_fatal = [](const Status& why) {
+    if (why.code() == kErrRaftWrite) write_failed = true;
+    ::kill(::getpid(), SIGUSR1);
+  };
   Result<std::unique_ptr<Node>> node = Node::create(o);
   if (!node.ok()) {
     std::fprintf(stderr, "sqraft node: %s\n", node.status().message().c_str());
@@ -126,6 +169,11 @@ int run_node(const NodeArgs& a) {
   }
   if (sig == SIGUSR1) {
     (void)node.value()->stop();
+    if (write_failed && a.restart_free_mb > 0) {
+      node.value().reset();
+      restart_when_room(a);  // returns only if the restart failed
+      return 3;
+    }
     std::fprintf(stderr, "sqraft node: stopped after a fatal error (see the log above); data kept in %s\n",
                  o.dir.c_str());
     return 3;
@@ -156,6 +204,9 @@ void add_node_command(CLI::App& app, NodeArgs& a, int& rc) {
                   "Roll back a client's transaction idle for longer than this")->check(CLI::PositiveNumber);
   cmd->add_option("--write-queue-timeout-ms", a.write_queue_timeout_ms,
                   "Fail a write with SQLITE_BUSY after waiting this long for the writer")->check(CLI::PositiveNumber);
+  cmd->add_option("--restart-free-mb", a.restart_free_mb,
+                  "After the Raft log could not be written (a full disk), restart once this much is free "
+                  "(0: exit with status 3 instead)")->capture_default_str();
   cmd->add_option("--log-level", a.log_level, "trace, debug, info, warn, error")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}));
   // Limits (docs/wire-protocol.md "Size and time limits").
@@ -221,6 +272,7 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   int rc = 0;
   NodeArgs node_args;
+  node_args.argv.assign(argv, argv + argc);
   RecoverArgs recover_args;
   add_node_command(app, node_args, rc);
   add_recover_command(app, recover_args, rc);

@@ -130,6 +130,118 @@ TEST_CASE("raft io shim: a successful result claims no more than the request pro
 
 namespace {
 
+// The fake backend's appends: held until the test completes them.
+struct PendingAppends {
+  std::vector<std::pair<struct raft_io_append*, raft_io_append_cb>> reqs;
+  int sync_result = 0;
+};
+PendingAppends* g_appends = nullptr;
+
+struct Completed {
+  std::vector<std::pair<struct raft_io_append*, int>> calls;
+};
+Completed* g_completed = nullptr;
+
+void libraft_append_cb(struct raft_io_append* req, int status) { g_completed->calls.emplace_back(req, status); }
+
+}  // namespace
+
+TEST_CASE("raft io shim: a failed write of the log is reported once; libraft still gets its own callbacks") {
+  FakeIo fake;
+  PendingAppends pending;
+  Completed completed;
+  g_appends = &pending;
+  g_completed = &completed;
+  fake.io.append = [](struct raft_io* i, struct raft_io_append* req, const struct raft_entry[], unsigned,
+                      raft_io_append_cb cb) {
+    if (g_appends->sync_result != 0) {
+      std::snprintf(i->errmsg, sizeof i->errmsg, "no space left on device");
+      return g_appends->sync_result;
+    }
+    g_appends->reqs.emplace_back(req, cb);
+    return 0;
+  };
+  fake.io.close = [](struct raft_io*, raft_io_close_cb) {};
+  RaftIoShim shim(&fake.io);
+  std::vector<std::string> failures;
+  shim.on_io_failure([&](const std::string& what) { failures.push_back(what); });
+
+  struct raft_entry e {};
+  struct raft_io_append a1 {}, a2 {}, a3 {};
+  REQUIRE(shim.io()->append(shim.io(), &a1, &e, 1, libraft_append_cb) == 0);
+  REQUIRE(shim.io()->append(shim.io(), &a2, &e, 1, libraft_append_cb) == 0);
+  REQUIRE(pending.reqs.size() == 2);
+  // A write that succeeds: libraft's request and callback, no report.
+  pending.reqs[0].second(pending.reqs[0].first, 0);
+  REQUIRE(completed.calls.size() == 1);
+  CHECK(completed.calls[0].first == &a1);
+  CHECK(completed.calls[0].second == 0);
+  CHECK(failures.empty());
+  CHECK_FALSE(shim.io_failed());
+  // One that fails: reported, with the backend's message; libraft gets its status.
+  std::snprintf(fake.io.errmsg, sizeof fake.io.errmsg, "create segment open-3: no space");
+  pending.reqs[1].second(pending.reqs[1].first, RAFT_IOERR);
+  REQUIRE(completed.calls.size() == 2);
+  CHECK(completed.calls[1].first == &a2);
+  CHECK(completed.calls[1].second == RAFT_IOERR);
+  REQUIRE(failures.size() == 1);
+  CHECK(failures[0].find("create segment open-3: no space") != std::string::npos);
+  CHECK(shim.io_failed());
+  CHECK(std::string(shim.io()->errmsg) == "create segment open-3: no space");
+  // Later failures (the backend fails every write after one) are not reported again.
+  pending.sync_result = RAFT_IOERR;
+  CHECK(shim.io()->append(shim.io(), &a3, &e, 1, libraft_append_cb) == RAFT_IOERR);
+  CHECK(std::string(shim.io()->errmsg) == "no space left on device");
+  CHECK(failures.size() == 1);
+  g_appends = nullptr;
+  g_completed = nullptr;
+}
+
+TEST_CASE("raft io shim: a write refused at once is reported; requests cancelled by close are not") {
+  FakeIo fake;
+  PendingAppends pending;
+  Completed completed;
+  g_appends = &pending;
+  g_completed = &completed;
+  fake.io.append = [](struct raft_io* i, struct raft_io_append* req, const struct raft_entry[], unsigned,
+                      raft_io_append_cb cb) {
+    if (g_appends->sync_result != 0) {
+      std::snprintf(i->errmsg, sizeof i->errmsg, "no space left on device");
+      return g_appends->sync_result;
+    }
+    g_appends->reqs.emplace_back(req, cb);
+    return 0;
+  };
+  fake.io.close = [](struct raft_io*, raft_io_close_cb) {};
+  struct raft_entry e {};
+  struct raft_io_append a1 {}, a2 {};
+  {
+    RaftIoShim shim(&fake.io);
+    int reports = 0;
+    shim.on_io_failure([&](const std::string&) { reports++; });
+    pending.sync_result = RAFT_IOERR;
+    CHECK(shim.io()->append(shim.io(), &a1, &e, 1, libraft_append_cb) == RAFT_IOERR);
+    CHECK(reports == 1);
+    CHECK(completed.calls.empty());  // refused at once: no callback
+  }
+  {
+    RaftIoShim shim(&fake.io);
+    int reports = 0;
+    shim.on_io_failure([&](const std::string&) { reports++; });
+    pending.sync_result = 0;
+    REQUIRE(shim.io()->append(shim.io(), &a2, &e, 1, libraft_append_cb) == 0);
+    shim.io()->close(shim.io(), nullptr);
+    pending.reqs.back().second(pending.reqs.back().first, RAFT_CANCELED);
+    REQUIRE(completed.calls.size() == 1);
+    CHECK(completed.calls[0].second == RAFT_CANCELED);
+    CHECK(reports == 0);
+  }
+  g_appends = nullptr;
+  g_completed = nullptr;
+}
+
+namespace {
+
 struct VoteCounter {
   int votes = 0;
 };
