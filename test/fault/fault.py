@@ -38,7 +38,7 @@ MIXED = ("kill", "pause", "partition", "loss", "member")
 DB = "fault"
 # What a node's log must never contain.
 BAD_LOG = re.compile(r"\[critical\]|Assertion|AddressSanitizer|UndefinedBehaviorSanitizer|runtime error:|"
-                     r"Segmentation fault|terminate called")
+                     r"Segmentation fault|terminate called|^panic:|fatal error:")
 
 
 class History:
@@ -74,7 +74,7 @@ class Run:
         disk_mb = args.disk_mb if args.nemesis in ("disk-full",) else 0
         self.cluster = netcluster.NetCluster(args.binary, self.root, n=args.nodes, latency_ms=args.latency_ms,
                                              node_env=env, disk_mb=disk_mb,
-                                             node_args=["--log-level", "info"])
+                                             node_args=["--log-level", "info"], target=args.target)
         self.events = []  # (time, what) of the nemesis
         self.nemesis_error = None
         self.counts = {"ok": 0, "fail": 0, "info": 0}
@@ -230,13 +230,10 @@ class Run:
         that does not answer (paused, killed) has no role."""
         while not self.stopping.wait(0.1):
             roles = {}
-            for node in self.cluster.nodes:
-                m = node.scrape(timeout=0.2) if node.alive() and not node.paused else None
-                if m is None:
-                    continue
-                for r in ("leader", "follower", "candidate"):
-                    if m.get('sqraft_raft_role{role="%s"}' % r) == 1:
-                        roles[node.id] = r
+            for node in list(self.cluster.nodes):
+                r = node.role(timeout=0.2)
+                if r is not None:
+                    roles[node.id] = r
             leaders = [i for i, r in roles.items() if r == "leader"]
             # With two self-proclaimed leaders (an isolated old one), the
             # one the majority follows is the newest; record the others too.
@@ -245,8 +242,10 @@ class Run:
 
     # ---------------------------------------------------------------- phases
     def start(self):
-        self.cluster.start()
-        self.cluster.enter_hub()  # before any thread: they inherit the namespace
+        try:
+            self.cluster.start(after_network=self.cluster.enter_hub)  # before any thread: they inherit it
+        except RuntimeError as e:
+            raise HarnessError(str(e))
         if self.cluster.wait(self.cluster.leader, 30) is None:
             raise HarnessError("no leader 30 s after start")
         deadline = time.monotonic() + 30
@@ -301,17 +300,31 @@ class Run:
         conn.exec("INSERT INTO heal_marker VALUES (?)", (time.time(),))
         conn.close()
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            applied = {}
-            for node in c.nodes:
-                m = node.scrape()
-                applied[node.id] = int(m["sqraft_raft_applied_index"]) if m else None
+        while c.target == "sqraft" and time.monotonic() < deadline:
+            applied = {node.id: node.applied_index() for node in c.nodes}
             report["applied"] = applied
             values = set(applied.values())
             if None not in values and len(values) == 1:
                 report["converged"] = True
                 break
             time.sleep(0.2)
+        while c.target == "dqlite" and time.monotonic() < deadline:
+            # No applied index to read: the dumps must become identical.
+            digests = set()
+            for node in c.nodes:
+                try:
+                    with wire.Conn(node.address, timeout_s=10) as conn:
+                        files = conn.dump(DB, timeout_s=30)
+                    d = tempfile.mkdtemp(dir=self.root)
+                    db = workloads.open_dump(files, d, DB)
+                    digests.add(digest(db))
+                    db.close()
+                except (wire.WireError, wire.ConnectionLost) as e:
+                    digests.add("dump failed: %s" % e)
+            if len(digests) == 1 and not next(iter(digests)).startswith("dump failed"):
+                report["converged"] = True
+                break
+            time.sleep(1)
         finals = []
         for node in c.nodes:
             d = os.path.join(self.root, "dump-n%d" % node.id)
@@ -465,11 +478,13 @@ def main(argv=None):
     ap.add_argument("--partition", choices=("random", "isolate-one", "isolate-leader", "majorities-ring"),
                     default="random", help="which partition the partition nemesis makes")
     ap.add_argument("--seed", type=int, default=None)
+    ap.add_argument("--target", choices=("sqraft", "dqlite"), default="sqraft",
+                    help="dqlite: the same run against Debian's dqlite-demo nodes (the control)")
     ap.add_argument("--nodes", type=int, default=3)
     ap.add_argument("--clients", type=int, default=5)
     ap.add_argument("--op-timeout", type=float, default=1.5, help="seconds before an operation is given up")
     ap.add_argument("--latency-ms", type=int, default=20, help="the nodes' --latency-ms")
-    ap.add_argument("--disk-mb", type=int, default=64, help="tmpfs size of each data dir for disk-full")
+    ap.add_argument("--disk-mb", type=int, default=256, help="tmpfs size of each data dir for disk-full")
     ap.add_argument("--unsafe-reads", action="store_true",
                     help="positive control: nodes answer reads without checking leadership")
     ap.add_argument("--expect-invalid", action="store_true",
@@ -491,7 +506,8 @@ def main(argv=None):
         return run_round(args, argv or sys.argv[1:])
     run = Run(args)
     signal.signal(signal.SIGTERM, lambda *a: (_ for _ in ()).throw(KeyboardInterrupt()))
-    report = {"nemesis": args.nemesis, "workload": args.workload, "seed": args.seed, "nodes": args.nodes,
+    report = {"target": args.target, "nemesis": args.nemesis, "workload": args.workload, "seed": args.seed,
+              "nodes": args.nodes,
               "duration_s": args.duration, "unsafe_reads": args.unsafe_reads}
     t_start = time.monotonic()
     try:
@@ -543,7 +559,7 @@ def main(argv=None):
     if report.get("log_problems"):
         problems.append("node logs: %s" % report["log_problems"][:5])
     valid = report["check"].get("valid")
-    print("fault: %s × %s, %d nodes, seed %d, %.0f s: ops %s" % (args.workload, args.nemesis, args.nodes, args.seed,
+    print("fault: %s: %s × %s, %d nodes, seed %d, %.0f s: ops %s" % (args.target, args.workload, args.nemesis, args.nodes, args.seed,
                                                                  args.duration, report["ops"]))
     print("  faults: %s" % ", ".join("%s@%.1f" % (w, t) for t, w in report["events"] if not w.startswith("heal")))
     print("  first write acknowledged after each fault (s): %s" % report["write_unavailable_s"])
@@ -570,7 +586,7 @@ def main(argv=None):
 def run_round(args, argv):
     """Every nemesis × workload asked for, each in its own process; a table
     of the results. Exit 0 only if every run passed."""
-    nemeses = [n for n in NEMESES if n not in ("none", "disk-full")] if args.nemesis == "all" else [args.nemesis]
+    nemeses = [n for n in NEMESES if n != "none"] if args.nemesis == "all" else [args.nemesis]
     wls = sorted(workloads.WORKLOADS) if args.workload == "all" else [args.workload]
     out = args.out or tempfile.mkdtemp(prefix="sqraft-fault-round-")
     base = []

@@ -31,6 +31,8 @@ import subprocess
 import time
 import urllib.request
 
+import wire
+
 SUBNET = "10.77.0"
 HUB_IP = SUBNET + ".254"
 PORT = 9001
@@ -87,10 +89,22 @@ class Node:
     # -- process -----------------------------------------------------------
     def start(self, founding=True):
         assert self.proc is None
-        args = [self.cluster.binary, "node", "--id", self.id, "--address", self.address,
-                "--dir", self.dir, "--metrics-address", self.metrics,
-                "--latency-ms", self.cluster.latency_ms] + list(self.cluster.node_args)
-        if founding and self.cluster.founders:
+        if self.cluster.target == "dqlite":
+            # The reference: Debian's dqlite-demo (go-dqlite's app package on
+            # libdqlite). The first node bootstraps, the others join it; a
+            # restarted node resumes from its directory.
+            args = ["dqlite-demo", "--api", "%s:8001" % self.ip, "--db", self.address, "--dir", self.dir]
+            if self is not self.cluster.founders[0]:
+                args += ["--join", self.cluster.founders[0].address]
+        else:
+            args = [self.cluster.binary, "node", "--id", self.id, "--address", self.address,
+                    "--dir", self.dir, "--metrics-address", self.metrics,
+                    "--latency-ms", self.cluster.latency_ms] + list(self.cluster.node_args)
+        if self.cluster.target == "sqraft" and self.mount:
+            # A small tmpfs: the node restarts itself once 8 MiB are free
+            # again after a failed write (the default, 64 MiB, never is).
+            args += ["--restart-free-mb", 8]
+        if self.cluster.target == "sqraft" and founding and self.cluster.founders:
             args += ["--cluster", ",".join("%d@%s" % (n.id, n.address) for n in self.cluster.founders)]
         os.makedirs(self.dir, exist_ok=True)
         log = open(self.log_path, "ab")
@@ -166,6 +180,34 @@ class Node:
             out.setdefault(name.split("{")[0], v)
         return out
 
+    def role(self, timeout=0.3):
+        """"leader", "follower" or "candidate" as the node itself says, None if
+        it does not answer. sqraft: its metrics; dqlite: whether its answer to
+        LEADER names itself."""
+        if not self.alive() or self.paused:
+            return None
+        if self.cluster.target == "dqlite":
+            try:
+                with wire.Conn(self.address, timeout_s=timeout) as c:
+                    _, address = c.leader()
+            except (wire.WireError, wire.ConnectionLost):
+                return None
+            return "leader" if address == self.address else "follower"
+        m = self.scrape(timeout=timeout)
+        if m is None:
+            return None
+        for r in ("leader", "follower", "candidate"):
+            if m.get('sqraft_raft_role{role="%s"}' % r) == 1:
+                return r
+        return None
+
+    def applied_index(self):
+        """The node's applied index (sqraft only; None when unknown)."""
+        if self.cluster.target != "sqraft":
+            return None
+        m = self.scrape()
+        return int(m["sqraft_raft_applied_index"]) if m else None
+
     def log_text(self):
         try:
             with open(self.log_path, "rb") as f:
@@ -178,8 +220,10 @@ class NetCluster:
     """N nodes in their own namespaces; see the module docstring."""
 
     def __init__(self, binary, root, n=3, latency_ms=20, node_args=(), node_env=None,
-                 disk_mb=0, wrapper=()):
+                 disk_mb=0, wrapper=(), target="sqraft"):
         assert 1 <= n <= 9
+        assert target in ("sqraft", "dqlite")
+        self.target = target
         self.binary = os.path.abspath(binary)
         self.root = root
         self.latency_ms = latency_ms
@@ -347,10 +391,33 @@ class NetCluster:
             node.resume()
 
     # -- lifecycle -----------------------------------------------------------
-    def start(self):
+    def start(self, after_network=None):
+        """Creates the network, calls after_network() (e.g. enter_hub, which
+        must come before any thread and before waiting for dqlite nodes to
+        join one by one), then starts every node."""
         self.create_network()
-        for node in self.nodes:
+        if after_network is not None:
+            after_network()
+        if self.target == "sqraft":
+            for node in self.nodes:
+                node.start()
+            return
+        first = self.nodes[0]
+        first.start()
+        if self.wait(lambda: first.role() == "leader", 30) is None:
+            raise RuntimeError("dqlite: the first node did not lead within 30 s")
+        for node in self.nodes[1:]:
             node.start()
+            time.sleep(1)
+
+        def voters():
+            try:
+                with wire.Conn(first.address, timeout_s=1) as c:
+                    return sum(1 for _, _, role in c.cluster() if role == wire.VOTER) == len(self.nodes)
+            except (wire.WireError, wire.ConnectionLost):
+                return False
+        if self.wait(voters, 60, step_s=0.5) is None:
+            raise RuntimeError("dqlite: the nodes did not all become voters within 60 s")
 
     def close(self):
         for node in self.nodes + self.retired:
@@ -367,10 +434,9 @@ class NetCluster:
         self.created = []
 
     def leader(self):
-        """A running node whose metrics say it is leader (None if none does)."""
+        """A running node that says it is leader (None if none does)."""
         for node in self.nodes:
-            m = node.scrape() if node.alive() and not node.paused else None
-            if m and m.get('sqraft_raft_role{role="leader"}') == 1:
+            if node.role() == "leader":
                 return node
         return None
 

@@ -1,9 +1,10 @@
 #!/bin/sh
 # The fault suite's slice in `meson test` (about two minutes): the checkers'
 # own tests (positive controls included), the wire client against a real
-# node, four nemesis × workload runs, and the positive control for reads
+# node, four nemesis × workload runs, the positive control for reads
 # (a deposed leader that keeps answering must be caught by the register
-# checker). The long runs are scripts/fault.sh's.
+# checker), and sampled crash points with their fsync positive control.
+# The long runs are scripts/fault.sh's.
 #   test/fault/suite.sh BUILD_DIR
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
@@ -17,3 +18,8 @@ run --workload bank --nemesis pause --duration 15 --seed 13
 run --workload append --nemesis loss --duration 15 --seed 14
 run --workload register --nemesis partition --partition isolate-leader --duration 20 --seed 15 \
   --unsafe-reads --expect-invalid
+# Power loss at sampled fsync boundaries of a single node (and under
+# eatmydata, the positive control: acknowledged writes must be found lost).
+iorec=$1/test/libiorec.so
+python3 "$here/crashpoints.py" --binary "$bin" --iorec "$iorec" --writes 40 --limit 12 --seed 16
+python3 "$here/crashpoints.py" --binary "$bin" --iorec "$iorec" --writes 40 --limit 3 --subsets 0 --seed 17 --no-fsync
