@@ -448,23 +448,37 @@ def write_unavailability(history, events):
 
 
 def leadership_timeline(samples, events, cluster_ids):
-    """Per fault: when the old leader stopped calling itself leader and when
-    another node was elected, in seconds after the fault began."""
+    """Per fault, in seconds after it began and before its heal: when the
+    old leader stopped calling itself leader (only a running node reports a
+    role: a killed or paused leader's step-down is not observable) and when
+    another node was elected. A fault that left the leader in place says
+    so (both None, leader_kept True)."""
     out = []
-    starts = [(t, w) for t, w in events if not w.startswith("heal")]
-    for t, what in starts:
+    for k, (t, what) in enumerate(events):
+        if what.startswith("heal"):
+            continue
+        heal = next((h for h, w in events[k + 1:] if w == "heal " + what), None)
+        end = heal if heal is not None else float("inf")
         before = [s for s in samples if s[0] <= t and isinstance(s[1], int)]
         leader = before[-1][1] if before else None
-        after = [s for s in samples if s[0] > t]
-        # A paused or killed leader has no role to sample: only a role it
-        # reports counts as stepping down.
-        step_down = next((s[0] - t for s in after if s[2].get(leader, "leader") != "leader"), None)
-        elected = next((s[0] - t for s in after if any(r == "leader" and i != leader for i, r in s[2].items())),
+        window = [s for s in samples if t < s[0] <= end]
+        step_down = next((s[0] - t for s in window if s[2].get(leader, "leader") != "leader"), None)
+        elected = next((s[0] - t for s in window if any(r == "leader" and i != leader for i, r in s[2].items())),
                        None)
         out.append({"fault": what, "leader": leader,
                     "old_leader_stepped_down_s": None if step_down is None else round(step_down, 3),
-                    "new_leader_s": None if elected is None else round(elected, 3)})
+                    "new_leader_s": None if elected is None else round(elected, 3),
+                    "leader_kept": step_down is None and elected is None})
     return out
+
+
+def describe_leadership(x):
+    if x["leader_kept"]:
+        return "%s: leader n%s kept" % (x["fault"], x["leader"])
+    down = x["old_leader_stepped_down_s"]
+    return "%s: old leader n%s stepped down %s, new leader %s" % (
+        x["fault"], x["leader"], "(not observable)" if down is None else "%s s" % down,
+        "none before the heal" if x["new_leader_s"] is None else "%s s" % x["new_leader_s"])
 
 
 def main(argv=None):
@@ -563,8 +577,7 @@ def main(argv=None):
                                                                  args.duration, report["ops"]))
     print("  faults: %s" % ", ".join("%s@%.1f" % (w, t) for t, w in report["events"] if not w.startswith("heal")))
     print("  first write acknowledged after each fault (s): %s" % report["write_unavailable_s"])
-    print("  leadership: %s" % "; ".join("%s: old leader %s stepped down %s s, new leader %s s" % (
-        x["fault"], x["leader"], x["old_leader_stepped_down_s"], x["new_leader_s"]) for x in report["leadership"]))
+    print("  leadership: %s" % "; ".join(describe_leadership(x) for x in report["leadership"]))
     print("  latency: %s" % report["latency"])
     print("  check: %s" % checkers.summarize({args.workload: report["check"]}))
     print("  convergence: applied %s, identical %s, integrity %s" % (conv.get("applied"), conv.get("identical"),
