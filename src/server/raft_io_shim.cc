@@ -4,6 +4,7 @@
 
 #include <uv.h>
 
+#include <algorithm>
 #include <cstring>
 
 namespace sqraft {
@@ -138,11 +139,44 @@ void RaftIoShim::on_recv(struct raft_io* inner, struct raft_message* msg) {
     s->recv_(&s->outer_, msg);
     return;
   }
+  s->skip_snapshotted(&msg->append_entries);
   // A result libraft sends before this returns answers exactly this request.
   s->in_append_ = true;
   s->proven_ = msg->append_entries.prev_log_index + msg->append_entries.n_entries;
   s->recv_(&s->outer_, msg);
   s->in_append_ = false;
+}
+
+// An AppendEntries that starts before this follower's snapshot: libraft
+// 0.15 looks the entries it compacted up in its log and crashes (seen in the
+// fixture's fault schedules: a new leader probing back to index 1). Every
+// entry up to the snapshot is committed (a node snapshots only what it
+// applied), so the leader's entries there are the ones snapshotted (Log
+// Matching, Leader Completeness): drop them and let the request start at the
+// snapshot, whose term this node knows. Both backends decode a message's
+// entries into one batch, which libraft frees with the array.
+void RaftIoShim::skip_snapshotted(struct raft_append_entries* ae) {
+  const auto* r = static_cast<const struct raft*>(outer_.data);
+  const raft_index snap = r != nullptr ? r->log.snapshot.last_index : 0;
+  if (ae->prev_log_index >= snap) return;
+  const unsigned drop = unsigned(std::min<raft_index>(snap - ae->prev_log_index, ae->n_entries));
+  const unsigned keep = ae->n_entries - drop;
+  struct raft_entry* kept = nullptr;
+  if (keep > 0) {
+    kept = static_cast<struct raft_entry*>(raft_malloc(keep * sizeof *kept));
+    if (kept == nullptr) return;  // out of memory: leave the request as it came
+    std::memcpy(kept, ae->entries + drop, keep * sizeof *kept);
+  } else if (ae->n_entries > 0) {
+    raft_free(ae->entries[0].batch);
+  }
+  raft_free(ae->entries);
+  spdlog::debug("raft: AppendEntries from index {} starts before this node's snapshot at {}: {} entries skipped",
+                ae->prev_log_index + 1, snap, drop);
+  ae->entries = kept;
+  ae->n_entries = keep;
+  ae->prev_log_index = snap;
+  ae->prev_log_term = r->log.snapshot.last_term;
+  snapshotted_skipped_++;
 }
 
 int RaftIoShim::send(struct raft_io* io, struct raft_io_send* req, const struct raft_message* message,

@@ -21,6 +21,10 @@
 // after start it ignores (pre-)vote requests that do not carry the leader's
 // permission (a transfer's disrupt_leader), as if they were lost.
 //
+// It also cuts an AppendEntries that starts before the follower's snapshot
+// down to the entries after it (libraft 0.15 crashes on the compacted ones;
+// they are committed, so the leader's are the same).
+//
 // And it reports the backend's write failures (on_io_failure): libraft
 // 0.15's libuv backend marks itself errored after a failed write (a full
 // disk) and fails every later one, while libraft itself carries on — a
@@ -65,6 +69,8 @@ class RaftIoShim {
   bool io_failed() const { return io_failed_; }
   // Results whose hint was corrected (for tests and logs).
   unsigned long long corrected() const { return corrected_; }
+  // AppendEntries whose start before the snapshot was cut (for tests and logs).
+  unsigned long long snapshotted_skipped() const { return snapshotted_skipped_; }
 
  private:
   static RaftIoShim* of(struct raft_io* io) { return static_cast<RaftIoShim*>(io->impl); }
@@ -98,6 +104,7 @@ class RaftIoShim {
   static uint64_t now_ms();
   void watch_send(const struct raft_message* m);
   bool ignore_vote(const struct raft_message* m);
+  void skip_snapshotted(struct raft_append_entries* ae);
   static int async_work(struct raft_io* io, struct raft_io_async_work* req, raft_io_async_work_cb cb);
 
   struct raft_io* inner_;
@@ -109,6 +116,7 @@ class RaftIoShim {
   bool in_append_ = false;
   raft_index proven_ = 0;
   unsigned long long corrected_ = 0;
+  unsigned long long snapshotted_skipped_ = 0;
   const struct raft* raft_ = nullptr;
   LeaderLease lease_;
   uint64_t started_ms_ = 0;

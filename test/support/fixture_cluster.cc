@@ -43,6 +43,9 @@ FixtureCluster::FixtureCluster(Options options) : options_(options) {
     struct raft* rf = raft_fixture_get(&f_, i);
     if (options_.snapshot_threshold) raft_set_snapshot_threshold(rf, options_.snapshot_threshold);
     if (options_.snapshot_trailing) raft_set_snapshot_trailing(rf, options_.snapshot_trailing);
+    // As a node at its default latency (node.cc): a lost snapshot transfer
+    // is retried after 5 s, not libraft's 30 s.
+    raft_set_install_snapshot_timeout(rf, 5000);
   }
   struct raft_configuration conf;
   REQUIRE(raft_fixture_configuration(&f_, options_.n, &conf) == 0);
