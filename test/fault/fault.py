@@ -295,10 +295,22 @@ class Run:
         # The leader commits an entry of its own after the heal (the
         # clients have stopped): write one row so that every node must
         # apply up to it.
-        conn = wire.connect_leader(c.addresses(), DB, timeout_s=5)
-        conn.exec("CREATE TABLE IF NOT EXISTS heal_marker (t REAL)")
-        conn.exec("INSERT INTO heal_marker VALUES (?)", (time.time(),))
-        conn.close()
+        # dqlite answers "database is locked" for a while after a leader
+        # change: retry for up to 30 s.
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                conn = wire.connect_leader(c.addresses(), DB, timeout_s=5)
+                try:
+                    conn.exec("CREATE TABLE IF NOT EXISTS heal_marker (t REAL)")
+                    conn.exec("INSERT INTO heal_marker VALUES (?)", (time.time(),))
+                finally:
+                    conn.close()
+                break
+            except (wire.WireError, OSError) as e:
+                if time.monotonic() >= deadline:
+                    raise HarnessError("the marker write after the heal kept failing: %s" % e)
+                time.sleep(0.5)
         deadline = time.monotonic() + 60
         while c.target == "sqraft" and time.monotonic() < deadline:
             applied = {node.id: node.applied_index() for node in c.nodes}
