@@ -9,7 +9,10 @@ PACKAGES="
   libprotobuf-dev protobuf-compiler doctest-dev
   libcli11-dev libspdlog-dev libfmt-dev nlohmann-json3-dev
   libedit-dev libxxhash-dev liblz4-dev libbenchmark-dev libcpp-httplib-dev
+  clang libclang-rt-dev
 "
+# clang and its libFuzzer runtime (libclang-rt-dev): the fuzz suite's build
+# (scripts/fuzz.sh, build-fuzz/).
 # Reference peers for interop tests and benchmark comparisons, and promtool
 # (package prometheus) that checks the /metrics page in the suite.
 # The fault suite (test/fault/) runs nodes in network namespaces: ip and tc

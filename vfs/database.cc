@@ -493,6 +493,17 @@ Status Database::apply_frames(FramesBatch batch, bool own) {
     return Status::Corruption("transaction " + hex64(batch.txn_id) + " claims " + std::to_string(batch.db_size) +
                               " pages but writes none past " + std::to_string(std::max(hash_.n_page(), max_pgno)));
   }
+  // Growth is pages written plus the few SQLite leaves unwritten (frames.h);
+  // so is every page a transaction writes (one past the size it commits
+  // was inside the database while it ran), and later snapshots' page
+  // tables are as long as the largest.
+  const uint64_t size_max = uint64_t(hash_.n_page()) + batch.frame_count + kMaxUnwrittenPages;
+  if (batch.db_size > size_max || max_pgno > size_max) {
+    return Status::Corruption("transaction " + hex64(batch.txn_id) + " grows the database from " +
+                              std::to_string(hash_.n_page()) + " to " + std::to_string(batch.db_size) +
+                              " pages (writing up to page " + std::to_string(max_pgno) + ") but writes " +
+                              std::to_string(batch.frame_count) + " frames");
+  }
   const auto changes = final_changes_locked(final_frames, batch.db_size);
   const bool writer_is_waiting =
       own && capture_.writer != nullptr && capture_.txn_id == batch.txn_id && !capture_.failed;

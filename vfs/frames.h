@@ -50,6 +50,16 @@ struct PendingTxn {
   }
 };
 
+// How far a database's logical size may run past the pages that a
+// transaction or a snapshot carries. SQLite leaves a few pages unwritten —
+// the lock-byte page at 1 GiB, freelist leaves freed by the transaction
+// that allocated them before the page cache spilled them — and they read as
+// zeros. More than this is a corrupt command or snapshot, refused: accepting
+// it would cost memory and time in proportion to the size claimed (a page
+// table and a hash per page), not to the bytes received — one frame of page
+// 4,000,000,000 would ask for 64 GB.
+inline constexpr uint32_t kMaxUnwrittenPages = uint32_t{1} << 20;
+
 // A database as a snapshot holds it: file pages, the committed WAL frames
 // that are not yet folded into them, and the pending transaction.
 struct DbImage {

@@ -28,6 +28,17 @@ namespace {
 
 Status net_error(const std::string& what, int err) { return Status::IoError(what + ": " + std::strerror(err)); }
 
+// A FAILURE response as a Status: never OK, whatever the server sent (a
+// code whose low 32 bits are 0 is SQLITE_ERROR).
+Status failure_status(const std::vector<uint8_t>& body) {
+  wire::BodyReader r(body);
+  uint64_t code = 0;
+  std::string message;
+  if (!r.u64(&code) || !r.text(&message)) return Status::Error(int(wire::kErrProto), "malformed failure response");
+  const int c = int(uint32_t(code));
+  return Status::Error(c == 0 ? SQLITE_ERROR : c, message);
+}
+
 bool wait_fd(int fd, short events, unsigned timeout_ms) {
   pollfd p{fd, events, 0};
   for (;;) {
@@ -173,14 +184,19 @@ Result<std::pair<wire::Header, std::vector<uint8_t>>> Client::receive() {
   uint8_t head[wire::kHeaderSize];
   if (Status s = read_exact(head, sizeof head); !s.ok()) return s;
   wire::Header h = wire::decode_header(head);
-  std::vector<uint8_t> body(size_t(h.words) * wire::kWord);
-  // Large bodies (a DUMP's FILES) are read in pieces so a caller can show progress.
+  const size_t total = size_t(h.words) * wire::kWord;
+  // Large bodies (a DUMP's FILES) are read in pieces so a caller can show
+  // progress. The buffer grows with the bytes that arrived, not with what
+  // the header claims: 8 bytes from a broken server must not allocate up
+  // to 32 GiB.
   constexpr size_t kPiece = size_t{1} << 20;
-  for (size_t done = 0; done < body.size();) {
-    const size_t n = std::min(kPiece, body.size() - done);
+  std::vector<uint8_t> body;
+  for (size_t done = 0; done < total;) {
+    const size_t n = std::min(kPiece, total - done);
+    body.resize(done + n);
     if (Status s = read_exact(body.data() + done, n); !s.ok()) return s;
     done += n;
-    if (receive_progress_ && body.size() > kPiece) receive_progress_(done, body.size());
+    if (receive_progress_ && total > kPiece) receive_progress_(done, total);
   }
   return std::make_pair(h, std::move(body));
 }
@@ -191,13 +207,7 @@ Result<std::vector<uint8_t>> Client::call(uint8_t type, const wire::BodyWriter& 
   auto msg = receive();
   if (!msg.ok()) return msg.status();
   auto& [h, data] = msg.value();
-  if (h.type == wire::kFailure) {
-    wire::BodyReader r(data);
-    uint64_t code = 0;
-    std::string message;
-    if (!r.u64(&code) || !r.text(&message)) return Status::Error(int(wire::kErrProto), "malformed failure response");
-    return Status::Error(code == 0 ? SQLITE_ERROR : int(code), message);
-  }
+  if (h.type == wire::kFailure) return failure_status(data);
   if (h.type != expected) {
     broken_ = true;
     return Status::Error(int(wire::kErrProto), "unexpected response type " + std::to_string(h.type) + " to " +
@@ -509,12 +519,7 @@ bool Rows::next(std::vector<wire::Value>* out) {
         return false;
       }
       if (msg->first.type == wire::kFailure) {
-        wire::BodyReader fr(msg->second);
-        uint64_t code = 0;
-        std::string m;
-        fr.u64(&code);
-        fr.text(&m);
-        status_ = Status::Error(int(code), m);
+        status_ = failure_status(msg->second);
         done_ = true;
         return false;
       }
@@ -524,6 +529,12 @@ bool Rows::next(std::vector<wire::Value>* out) {
         return false;
       }
       continue;
+    }
+    if (columns_.empty()) {
+      // A row of no columns takes no bytes: reading on would never end.
+      status_ = Status::Error(int(wire::kErrProto), "malformed ROWS: a row without columns");
+      done_ = true;
+      return false;
     }
     wire::BodyReader rd(body_.data() + offset_, left);
     const size_t n = columns_.size();

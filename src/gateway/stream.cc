@@ -51,7 +51,9 @@ void Session::query_to(QueryState next) {
 void Session::begin_stream(uint32_t db_id, bool on_writer, std::unique_ptr<RowCursor> cursor) {
   assert(!stream_rows_);
   assert(on_writer == (cursor == nullptr));
-  stream_rows_.emplace();
+  // Stream{}, not emplace(): clang 14 does not see a nested struct with
+  // member initialisers as default-constructible here (the fuzz build).
+  stream_rows_.emplace(Stream{});
   stream_rows_->db = db_id;
   stream_rows_->on_writer = on_writer;
   stream_rows_->cursor = std::move(cursor);

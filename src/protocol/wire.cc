@@ -188,7 +188,9 @@ bool BodyReader::skip_padding() {
 
 bool BodyReader::text(std::string* s) {
   if (failed_) return false;
-  const void* nul = std::memchr(p_, 0, size_t(end_ - p_));
+  // An empty rest (possibly an empty body, whose data() may be null: no
+  // memchr on it) holds no terminator either.
+  const void* nul = p_ == end_ ? nullptr : std::memchr(p_, 0, size_t(end_ - p_));
   if (nul == nullptr) {
     failed_ = true;
     return false;

@@ -184,8 +184,19 @@ Result<std::vector<DbImage>> decode_snapshot(const uint8_t* data, size_t size) {
     if (Status s = parse_wal(walp, d.wal_bytes(), d.page_size(), &img.wal); !s.ok()) {
       return s.with_context("snapshot: " + where);
     }
+    // Every size the image states (its own, each commit's, each page number)
+    // stays within the pages it carries plus the few SQLite leaves unwritten
+    // (frames.h): restoring costs memory in proportion to them.
+    const uint64_t size_max = uint64_t(img.pages.size()) + img.wal.size() + kMaxUnwrittenPages;
     uint32_t max_pgno = uint32_t(img.pages.size());
-    for (const DbImage::WalFrame& f : img.wal) max_pgno = std::max(max_pgno, f.pgno);
+    for (const DbImage::WalFrame& f : img.wal) {
+      if (f.pgno > size_max || f.db_size > size_max) {
+        return corrupt(where + "WAL frame of page " + std::to_string(f.pgno) + " (size " +
+                       std::to_string(f.db_size) + ") beyond the " + std::to_string(size_max) +
+                       " pages its content allows");
+      }
+      max_pgno = std::max(max_pgno, f.pgno);
+    }
     if (img.n_page == 0 || img.n_page > max_pgno) {
       return corrupt(where + "size of " + std::to_string(img.n_page) + " pages does not match its content");
     }
