@@ -185,7 +185,11 @@ SQRAFT_API int sqraft_node_set_cluster(sqraft_node* node, const sqraft_server* s
  * directory, address in use, damaged log: see the message), SQRAFT_MISUSE.
  * After a failed start the settings may be changed and the start retried.
  * A node whose data diverges from the leader's stops itself (logged at
- * critical level); its clients then get errors until it is restarted. */
+ * critical level); its clients then get errors until it is restarted. So
+ * does a node whose Raft log cannot be written (a full disk; logged at
+ * error level): stop and destroy it, and once the disk has room create
+ * and start a node on the same directory again (what `sqraft node` does by
+ * itself). */
 SQRAFT_API int sqraft_node_start(sqraft_node* node);
 
 /* If this node leads, hands leadership to another voter (libraft picks the
