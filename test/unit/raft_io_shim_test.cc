@@ -144,6 +144,21 @@ Completed* g_completed = nullptr;
 
 void libraft_append_cb(struct raft_io_append* req, int status) { g_completed->calls.emplace_back(req, status); }
 
+// The fake backend's appends go to g_appends (refused at once with its
+// sync_result, if set); close does nothing.
+void hold_appends(FakeIo* fake) {
+  fake->io.append = [](struct raft_io* i, struct raft_io_append* req, const struct raft_entry[], unsigned,
+                       raft_io_append_cb cb) {
+    if (g_appends->sync_result != 0) {
+      std::snprintf(i->errmsg, sizeof i->errmsg, "no space left on device");
+      return g_appends->sync_result;
+    }
+    g_appends->reqs.emplace_back(req, cb);
+    return 0;
+  };
+  fake->io.close = [](struct raft_io*, raft_io_close_cb) {};
+}
+
 }  // namespace
 
 TEST_CASE("raft io shim: a failed write of the log is reported once; libraft still gets its own callbacks") {
@@ -152,16 +167,7 @@ TEST_CASE("raft io shim: a failed write of the log is reported once; libraft sti
   Completed completed;
   g_appends = &pending;
   g_completed = &completed;
-  fake.io.append = [](struct raft_io* i, struct raft_io_append* req, const struct raft_entry[], unsigned,
-                      raft_io_append_cb cb) {
-    if (g_appends->sync_result != 0) {
-      std::snprintf(i->errmsg, sizeof i->errmsg, "no space left on device");
-      return g_appends->sync_result;
-    }
-    g_appends->reqs.emplace_back(req, cb);
-    return 0;
-  };
-  fake.io.close = [](struct raft_io*, raft_io_close_cb) {};
+  hold_appends(&fake);
   RaftIoShim shim(&fake.io);
   std::vector<std::string> failures;
   shim.on_io_failure([&](const std::string& what) { failures.push_back(what); });
@@ -203,16 +209,7 @@ TEST_CASE("raft io shim: a write refused at once is reported; requests cancelled
   Completed completed;
   g_appends = &pending;
   g_completed = &completed;
-  fake.io.append = [](struct raft_io* i, struct raft_io_append* req, const struct raft_entry[], unsigned,
-                      raft_io_append_cb cb) {
-    if (g_appends->sync_result != 0) {
-      std::snprintf(i->errmsg, sizeof i->errmsg, "no space left on device");
-      return g_appends->sync_result;
-    }
-    g_appends->reqs.emplace_back(req, cb);
-    return 0;
-  };
-  fake.io.close = [](struct raft_io*, raft_io_close_cb) {};
+  hold_appends(&fake);
   struct raft_entry e {};
   struct raft_io_append a1 {}, a2 {};
   {
