@@ -50,12 +50,13 @@ Database::Database(std::string name, const PagePtr& page1, Options options)
     : name_(std::move(name)),
       page_size_(options.page_size),
       options_(options),
+      store_(std::make_unique<MemoryStore>(options.page_size)),
       hash_(options.page_size),
       salt_rng_(std::random_device{}()) {
   assert(wal::valid_page_size(page_size_));
   locks_.set_allow_exclusive(!options.replicated);
   std::lock_guard lk(mu_);
-  pages_.push_back(page1);
+  store_->db_replace({page1});
   init_index_locked(1);
   hash_.rebuild(1, [&](uint32_t) { return page1.get(); });
   next_txn_id_ = (uint64_t(salt_rng_()) << 32 | salt_rng_()) | 1;
@@ -90,149 +91,41 @@ wal::IndexHeader Database::header_locked() const {
 
 // ---- database file ---------------------------------------------------------
 
-namespace {
-
-// Calls fn(page index, offset within the page, offset within the buffer,
-// length) for each page that bytes [offset, offset + n) of a file of
-// `page_size` pages touch, in order, while fn returns true.
-template <typename Fn>
-void for_each_page_span(int64_t offset, int n, uint32_t page_size, Fn fn) {
-  int done = 0;
-  while (done < n) {
-    const uint64_t pos = uint64_t(offset) + uint64_t(done);
-    const uint32_t within = uint32_t(pos % page_size);
-    const int chunk = int(std::min<uint64_t>(uint64_t(n - done), page_size - within));
-    if (!fn(pos / page_size, within, done, chunk)) return;
-    done += chunk;
-  }
-}
-
-}  // namespace
-
 int Database::db_read(void* buf, int n, int64_t offset) {
   std::lock_guard lk(mu_);
-  auto* out = static_cast<uint8_t*>(buf);
-  int rc = SQLITE_OK;
-  for_each_page_span(offset, n, page_size_, [&](uint64_t idx, uint32_t within, int done, int chunk) {
-    if (idx >= pages_.size()) {
-      std::memset(out + done, 0, size_t(n - done));
-      rc = SQLITE_IOERR_SHORT_READ;
-      return false;
-    }
-    if (pages_[idx]) {
-      std::memcpy(out + done, pages_[idx].get() + within, size_t(chunk));
-    } else {
-      std::memset(out + done, 0, size_t(chunk));
-    }
-    return true;
-  });
-  return rc;
+  return store_->db_read(static_cast<uint8_t*>(buf), n, offset);
 }
 
 int Database::db_write(const void* buf, int n, int64_t offset) {
   std::lock_guard lk(mu_);
-  const auto* in = static_cast<const uint8_t*>(buf);
-  for_each_page_span(offset, n, page_size_, [&](uint64_t idx, uint32_t within, int done, int chunk) {
-    if (idx >= pages_.size()) pages_.resize(idx + 1);
-    std::memcpy(mutable_page(pages_[idx], page_size_) + within, in + done, size_t(chunk));
-    return true;
-  });
-  return SQLITE_OK;
+  return store_->db_write(static_cast<const uint8_t*>(buf), n, offset);
 }
 
 int Database::db_truncate(int64_t size) {
   std::lock_guard lk(mu_);
-  pages_.resize(size_t((uint64_t(size) + page_size_ - 1) / page_size_));
-  return SQLITE_OK;
+  return store_->db_truncate(size);
 }
 
 int64_t Database::db_size() {
   std::lock_guard lk(mu_);
-  return int64_t(pages_.size()) * page_size_;
+  return store_->db_size();
 }
 
 // ---- WAL file --------------------------------------------------------------
 
-void Database::wal_copy_locked(bool write, uint8_t* dst, int n, int64_t offset, const uint8_t* src) {
-  const uint64_t frame_size = wal::kFrameHeaderSize + page_size_;
-  uint64_t pos = uint64_t(offset);
-  int done = 0;
-  while (done < n) {
-    int chunk;
-    if (pos < wal::kHeaderSize) {
-      chunk = int(std::min<uint64_t>(n - done, wal::kHeaderSize - pos));
-      if (write) {
-        std::memcpy(wal_header_ + pos, src + done, chunk);
-        wal_has_header_ = true;
-      } else {
-        std::memcpy(dst + done, wal_header_ + pos, chunk);
-      }
-    } else {
-      const uint64_t k = (pos - wal::kHeaderSize) / frame_size;
-      const uint64_t within = (pos - wal::kHeaderSize) % frame_size;
-      if (k >= wal_.size()) {
-        if (!write) {
-          std::memset(dst + done, 0, n - done);
-          return;
-        }
-        wal_.resize(k + 1);
-      }
-      WalFrameSlot& slot = wal_[k];
-      if (within < wal::kFrameHeaderSize) {
-        chunk = int(std::min<uint64_t>(n - done, wal::kFrameHeaderSize - within));
-        if (write) {
-          std::memcpy(slot.header + within, src + done, chunk);
-        } else {
-          std::memcpy(dst + done, slot.header + within, chunk);
-        }
-      } else {
-        const uint64_t in_page = within - wal::kFrameHeaderSize;
-        chunk = int(std::min<uint64_t>(n - done, page_size_ - in_page));
-        if (write) {
-          std::memcpy(mutable_page(slot.page, page_size_) + in_page, src + done, chunk);
-        } else if (slot.page) {
-          std::memcpy(dst + done, slot.page.get() + in_page, chunk);
-        } else {
-          std::memset(dst + done, 0, chunk);
-        }
-      }
-    }
-    pos += chunk;
-    done += chunk;
-  }
-}
-
 int64_t Database::wal_size() {
   std::lock_guard lk(mu_);
-  if (!wal_has_header_) return 0;
-  return int64_t(wal::kHeaderSize + wal_.size() * (wal::kFrameHeaderSize + page_size_));
+  return store_->wal_size();
 }
 
 int Database::wal_read(void* buf, int n, int64_t offset) {
   std::lock_guard lk(mu_);
-  const int64_t size =
-      wal_has_header_ ? int64_t(wal::kHeaderSize + wal_.size() * (wal::kFrameHeaderSize + page_size_)) : 0;
-  auto* out = static_cast<uint8_t*>(buf);
-  if (offset + n > size) {
-    const int avail = int(std::max<int64_t>(0, size - offset));
-    if (avail > 0) wal_copy_locked(false, out, avail, offset, nullptr);
-    std::memset(out + avail, 0, n - avail);
-    return SQLITE_IOERR_SHORT_READ;
-  }
-  wal_copy_locked(false, out, n, offset, nullptr);
-  return SQLITE_OK;
+  return store_->wal_read(static_cast<uint8_t*>(buf), n, offset);
 }
 
 int Database::wal_truncate(int64_t size) {
   std::lock_guard lk(mu_);
-  if (size <= int64_t(wal::kHeaderSize)) {
-    wal_.clear();
-    if (size == 0) wal_has_header_ = false;
-    return SQLITE_OK;
-  }
-  const uint64_t frame_size = wal::kFrameHeaderSize + page_size_;
-  wal_.resize(size_t((uint64_t(size) - wal::kHeaderSize + frame_size - 1) / frame_size));
-  return SQLITE_OK;
+  return store_->wal_truncate(size);
 }
 
 Database::WalWrite Database::wal_write(const void* buf, int n, int64_t offset) {
@@ -245,7 +138,11 @@ Database::WalWrite Database::wal_write(const void* buf, int n, int64_t offset) {
     out.rc = SQLITE_IOERR_WRITE;
     return out;
   }
-  wal_copy_locked(true, nullptr, n, offset, static_cast<const uint8_t*>(buf));
+  out.rc = store_->wal_write(static_cast<const uint8_t*>(buf), n, offset);
+  if (out.rc != SQLITE_OK) {
+    if (capturing) capture_.failed = true;
+    return out;
+  }
   if (!capturing) return out;
   if (offset < int64_t(wal::kHeaderSize)) {
     // SQLite restarted the WAL for this transaction: its frames start at 1.
@@ -281,14 +178,13 @@ std::optional<FramesBatch> Database::capture_frame_locked(uint32_t frame, Status
                               " inside the committed WAL (which ends at " + std::to_string(base) + ")");
     return std::nullopt;
   }
-  const WalFrameSlot& slot = wal_[frame - 1];
-  const wal::FrameHeader fh = wal::decode_frame_header(slot.header);
+  const wal::FrameHeader fh = wal::decode_frame_header(store_->frame_header(frame));
   if (fh.pgno == 0) {
     *error = Status::Internal("frame " + std::to_string(frame) + " has page number 0");
     return std::nullopt;
   }
   const uint32_t position = frame - base;
-  auto [it, inserted] = capture_.unshipped.insert_or_assign(position, CapturedFrame{position, fh.pgno, slot.page});
+  auto [it, inserted] = capture_.unshipped.insert_or_assign(position, CapturedFrame{position, fh.pgno, store_->frame_page(frame)});
   (void)it;
   if (inserted) capture_.unshipped_bytes += page_size_;
   if (fh.db_size == 0) return std::nullopt;
@@ -326,8 +222,8 @@ FramesBatch Database::make_batch_locked(bool commit) {
     std::vector<CapturedFrame> final_frames;
     final_frames.reserve(b.frame_count);
     for (uint32_t p = 1; p <= b.frame_count; p++) {
-      const WalFrameSlot& slot = wal_[*capture_.base + p - 1];
-      final_frames.push_back({p, wal::decode_frame_header(slot.header).pgno, slot.page});
+      const uint32_t frame = *capture_.base + p;
+      final_frames.push_back({p, wal::decode_frame_header(store_->frame_header(frame)).pgno, store_->frame_page(frame)});
     }
     b.checksum = hash_.preview(final_changes_locked(final_frames, b.db_size), b.db_size);
   }
@@ -427,7 +323,7 @@ Database::ShmLockResult Database::end_write_locked() {
   publish_cv_.notify_all();
   // Frames past the published end belong to nobody now (a rollback, or what
   // a WAL restart left behind): free them.
-  wal_.resize(std::min<size_t>(wal_.size(), header_locked().mx_frame));
+  store_->wal_keep(header_locked().mx_frame);
   if (!deferred_.empty()) {
     // Commits arrived while the writer held the lock; the loop thread applies
     // them before anyone else may write.
@@ -460,6 +356,7 @@ void Database::release_system_locks_locked(int offset, int n) {
 
 Status Database::apply_frames(FramesBatch batch, bool own) {
   std::lock_guard lk(mu_);
+  if (!failure_.ok()) return failure_;
   if (batch.page_size != page_size_) {
     return Status::Corruption("page size " + std::to_string(batch.page_size) + " does not match " +
                               std::to_string(page_size_));
@@ -524,9 +421,9 @@ Status Database::apply_frames(FramesBatch batch, bool own) {
   const LockOwner holder = locks_.shm_exclusive_owner(wal::kLockWrite);
   if (holder == nullptr && deferred_.empty()) {
     locks_.shm_lock(kSystemOwner, wal::kLockWrite, 1, kShmLockExclusive);
-    write_commit_locked(final_frames, batch.db_size);
+    const int rc = write_commit_locked(final_frames, batch.db_size);
     release_system_locks_locked(wal::kLockWrite, 1);
-    return Status::Ok();
+    return store_failure_locked(rc, "writing the WAL");
   }
   deferred_.push_back({std::move(final_frames), batch.db_size});
   return Status::Ok();
@@ -547,7 +444,9 @@ void Database::drain_deferred() {
     return;  // a writer still holds it; it hands the lock over when done
   }
   while (!deferred_.empty()) {
-    write_commit_locked(deferred_.front().frames, deferred_.front().db_size);
+    // A failure is kept in failure_: the next apply reports it.
+    (void)store_failure_locked(write_commit_locked(deferred_.front().frames, deferred_.front().db_size),
+                               "writing the WAL");
     deferred_.pop_front();
   }
   release_system_locks_locked(wal::kLockWrite, 1);
@@ -572,12 +471,11 @@ void Database::maybe_restart_wal_locked(wal::IndexHeader& h) {
   shm_.set_read_mark(1, 0);
   for (int i = 2; i < wal::kNumReaders; i++) shm_.set_read_mark(i, wal::kReadmarkNotUsed);
   release_system_locks_locked(wal::kLockReadFirst + 1, wal::kNumReaders - 1);
-  checkpoint_seq_ = (wal_has_header_ ? wal::get_be32(wal_header_ + 12) : checkpoint_seq_) + 1;
-  wal_.clear();
-  wal_has_header_ = false;
+  checkpoint_seq_ = (store_->wal_has_header() ? wal::get_be32(store_->wal_header() + 12) : checkpoint_seq_) + 1;
+  store_->wal_clear();
 }
 
-void Database::write_commit_locked(const std::vector<CapturedFrame>& frames, uint32_t db_size) {
+int Database::write_commit_locked(const std::vector<CapturedFrame>& frames, uint32_t db_size) {
   assert(locks_.shm_exclusive_owner(wal::kLockWrite) == kSystemOwner);
   assert(!frames.empty() && db_size > 0);
   wal::IndexHeader h = header_locked();
@@ -592,19 +490,20 @@ void Database::write_commit_locked(const std::vector<CapturedFrame>& frames, uin
     wh.page_size = page_size_;
     wh.checkpoint_seq = checkpoint_seq_;
     wh.salt = salt;
-    ck = wal::encode_header(wh, wal_header_);
-    wal_has_header_ = true;
+    uint8_t header[wal::kHeaderSize];
+    ck = wal::encode_header(wh, header);
+    if (int rc = store_->wal_start(header); rc != SQLITE_OK) return rc;
   } else {
     ck = {h.frame_cksum[0], h.frame_cksum[1]};
+    // Frames past the end belong to a rolled back writer.
+    if (int rc = store_->wal_keep(h.mx_frame); rc != SQLITE_OK) return rc;
   }
-  wal_.resize(h.mx_frame);  // frames past the end belong to a rolled back writer
   for (size_t i = 0; i < frames.size(); i++) {
-    WalFrameSlot slot;
+    uint8_t header[wal::kFrameHeaderSize];
     const uint32_t commit_size = i + 1 == frames.size() ? db_size : 0;
     ck = wal::encode_frame_header(big_endian, frames[i].pgno, commit_size, salt, frames[i].data.get(),
-                                  page_size_, ck, slot.header);
-    slot.page = frames[i].data;
-    wal_.push_back(std::move(slot));
+                                  page_size_, ck, header);
+    if (int rc = store_->wal_append(header, frames[i].data); rc != SQLITE_OK) return rc;
   }
   // Stale hash entries past mx_frame (a rolled back writer's) are cleared
   // lazily by append(), as SQLite does; readers never look past their end.
@@ -620,6 +519,7 @@ void Database::write_commit_locked(const std::vector<CapturedFrame>& frames, uin
   h.frame_cksum[0] = ck.s0;
   h.frame_cksum[1] = ck.s1;
   shm_.publish_header(h);
+  return SQLITE_OK;
 }
 
 // ---- snapshots ---------------------------------------------------------------
@@ -632,11 +532,12 @@ DbImage Database::capture() {
   img.page_size = page_size_;
   const wal::IndexHeader h = header_locked();
   const uint32_t backfilled = std::min(shm_.backfill(), h.mx_frame);
-  img.pages.assign(pages_.begin(), pages_.begin() + std::min<size_t>(pages_.size(), h.n_page));
+  const uint32_t file_pages = uint32_t(std::min<uint64_t>(store_->db_size() / page_size_, h.n_page));
+  img.pages.reserve(file_pages);
+  for (uint32_t p = 1; p <= file_pages; p++) img.pages.push_back(store_->db_page(p));
   for (uint32_t f = backfilled + 1; f <= h.mx_frame; f++) {
-    const WalFrameSlot& slot = wal_[f - 1];
-    const wal::FrameHeader fh = wal::decode_frame_header(slot.header);
-    img.wal.push_back({fh.pgno, fh.db_size, slot.page});
+    const wal::FrameHeader fh = wal::decode_frame_header(store_->frame_header(f));
+    img.wal.push_back({fh.pgno, fh.db_size, store_->frame_page(f)});
   }
   img.n_page = h.n_page;
   for (const DeferredCommit& d : deferred_) {
@@ -672,20 +573,25 @@ Status Database::install(const DbImage& image) {
   const bool writer_free = locks_.shm_exclusive_owner(wal::kLockWrite) == nullptr && deferred_.empty();
   if (writer_free && try_system_locks_locked(0, wal::kNumLocks)) {
     // Nobody is reading or writing: replace the files outright.
-    pages_ = image.pages;
-    wal_.clear();
-    wal_has_header_ = false;
+    int rc = store_->db_replace(image.pages);
+    if (rc == SQLITE_OK) rc = store_->wal_clear();
+    if (rc != SQLITE_OK) {
+      release_system_locks_locked(0, wal::kNumLocks);
+      return store_failure_locked(rc, "installing a snapshot");
+    }
     shm_.clear();
     init_index_locked(uint32_t(std::min<size_t>(image.pages.size(), image.n_page)));
     std::vector<CapturedFrame> group;
     for (const DbImage::WalFrame& f : image.wal) {
       group.push_back({uint32_t(group.size() + 1), f.pgno, f.data});
       if (f.db_size != 0) {
-        write_commit_locked(group, f.db_size);
+        rc = write_commit_locked(group, f.db_size);
+        if (rc != SQLITE_OK) break;
         group.clear();
       }
     }
     release_system_locks_locked(0, wal::kNumLocks);
+    if (rc != SQLITE_OK) return store_failure_locked(rc, "installing a snapshot");
   } else {
     // Connections are active: commit the whole new content through the WAL so
     // that each of them keeps a consistent view.
@@ -696,8 +602,9 @@ Status Database::install(const DbImage& image) {
     all.db_size = uint32_t(logical.size());
     if (writer_free) {
       locks_.shm_lock(kSystemOwner, wal::kLockWrite, 1, kShmLockExclusive);
-      write_commit_locked(all.frames, all.db_size);
+      const int rc = write_commit_locked(all.frames, all.db_size);
       release_system_locks_locked(wal::kLockWrite, 1);
+      if (rc != SQLITE_OK) return store_failure_locked(rc, "installing a snapshot");
     } else {
       deferred_.push_back(std::move(all));
     }
@@ -705,6 +612,16 @@ Status Database::install(const DbImage& image) {
   hash_.rebuild(uint32_t(logical.size()), [&](uint32_t p) { return logical[p - 1].get(); });
   pending_ = image.pending;
   return Status::Ok();
+}
+
+Status Database::store_failure_locked(int rc, const char* what) {
+  if (rc == SQLITE_OK) return Status::Ok();
+  Status s = Status::Error(rc, "db '" + name_ + "': " + what + " failed: " + sqlite3_errstr(rc));
+  if (failure_.ok()) {
+    spdlog::critical("{}; this node's copy can no longer follow the log", s.message());
+    failure_ = s;
+  }
+  return s;
 }
 
 // ---- inspection --------------------------------------------------------------
@@ -716,12 +633,14 @@ uint64_t Database::state_checksum() {
 
 std::vector<PagePtr> Database::visible_pages_locked() {
   const wal::IndexHeader h = header_locked();
-  std::vector<PagePtr> pages(pages_);
+  std::vector<PagePtr> pages;
+  const uint32_t file_pages = uint32_t(store_->db_size() / page_size_);
+  pages.reserve(std::max(file_pages, h.n_page));
+  for (uint32_t p = 1; p <= file_pages; p++) pages.push_back(store_->db_page(p));
   for (uint32_t f = 1; f <= h.mx_frame; f++) {
-    const WalFrameSlot& slot = wal_[f - 1];
-    const uint32_t pgno = wal::decode_frame_header(slot.header).pgno;
+    const uint32_t pgno = wal::decode_frame_header(store_->frame_header(f)).pgno;
     if (pgno > pages.size()) pages.resize(pgno);
-    pages[pgno - 1] = slot.page;
+    pages[pgno - 1] = store_->frame_page(f);
   }
   pages.resize(h.n_page);
   return pages;

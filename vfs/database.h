@@ -27,6 +27,7 @@
 #include <cstdint>
 #include <deque>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <random>
@@ -38,6 +39,7 @@
 #include "shm.h"
 #include "state_hash.h"
 #include "status.h"
+#include "store.h"
 
 namespace sqraft {
 
@@ -137,10 +139,6 @@ class Database {
   static std::vector<PagePtr> logical_pages(const DbImage& image);
 
  private:
-  struct WalFrameSlot {
-    uint8_t header[wal::kFrameHeaderSize] = {};
-    PagePtr page;
-  };
   struct Capture {  // the current writer's transaction
     LockOwner writer = nullptr;
     uint64_t txn_id = 0;
@@ -161,12 +159,16 @@ class Database {
   // REQUIRES: mu_ held.
   void init_index_locked(uint32_t n_page);
   wal::IndexHeader header_locked() const;
-  void wal_copy_locked(bool write, uint8_t* buf, int n, int64_t offset, const uint8_t* src);
   std::optional<FramesBatch> capture_frame_locked(uint32_t frame, Status* error);
   FramesBatch make_batch_locked(bool commit);
   std::vector<StateHash::PageChange> final_changes_locked(const std::vector<CapturedFrame>& frames,
                                                           uint32_t db_size) const;
-  void write_commit_locked(const std::vector<CapturedFrame>& frames, uint32_t db_size);
+  // Appends one committed transaction to the WAL and publishes it.
+  // Returns the store's code; on failure nothing is published.
+  int write_commit_locked(const std::vector<CapturedFrame>& frames, uint32_t db_size);
+  // A store write failed (rc != SQLITE_OK): the first failure is kept in
+  // failure_ and logged; returns it as a Status (OK for SQLITE_OK).
+  Status store_failure_locked(int rc, const char* what);
   void maybe_restart_wal_locked(wal::IndexHeader& h);
   ShmLockResult end_write_locked();
   bool try_system_locks_locked(int offset, int n);
@@ -179,10 +181,8 @@ class Database {
 
   std::mutex mu_;
   std::condition_variable publish_cv_;
-  std::vector<PagePtr> pages_;  // database file
-  bool wal_has_header_ = false;
-  uint8_t wal_header_[wal::kHeaderSize] = {};
-  std::vector<WalFrameSlot> wal_;  // wal_[i] is frame i + 1
+  std::unique_ptr<Store> store_;  // the database file and the WAL
+  Status failure_;                // the first failed store write (sticky)
   Shm shm_;
   LockTable locks_;
   StateHash hash_;      // logical state as of the last applied command
