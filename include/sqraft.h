@@ -142,6 +142,16 @@ SQRAFT_API int sqraft_node_set_commit_timeout_ms(sqraft_node* node, unsigned ms)
  * stopped and fails with SQRAFT_INTERRUPT. Default 60000 ms; 0 is
  * SQRAFT_MISUSE. */
 SQRAFT_API int sqraft_node_set_statement_timeout_ms(sqraft_node* node, unsigned ms);
+/* Where the node keeps its databases: SQRAFT_STORAGE_MEMORY (the default)
+ * or SQRAFT_STORAGE_DISK: each database is a SQLite database file and its
+ * WAL under <dir>/databases (readable by the sqlite3 shell while the node
+ * is stopped), the node's memory does not grow with database size, and a
+ * restart replays only the log entries after the state last recorded on
+ * disk (about once a second, and at stop). Before start; anything else is
+ * SQRAFT_MISUSE. See docs/operations.md "Storage modes". */
+#define SQRAFT_STORAGE_MEMORY 0
+#define SQRAFT_STORAGE_DISK 1
+SQRAFT_API int sqraft_node_set_storage(sqraft_node* node, int storage);
 /* The most databases the node holds; opening a new one beyond it fails with
  * SQRAFT_CANTOPEN. Default 10000; 0 is SQRAFT_MISUSE. */
 SQRAFT_API int sqraft_node_set_max_databases(sqraft_node* node, unsigned n);

@@ -46,20 +46,82 @@ PagePtr Database::initial_page1(uint32_t page_size) {
   return page;
 }
 
-Database::Database(std::string name, const PagePtr& page1, Options options)
+Database::Database(std::string name, Options options, std::unique_ptr<Store> store)
     : name_(std::move(name)),
       page_size_(options.page_size),
       options_(options),
-      store_(std::make_unique<MemoryStore>(options.page_size)),
       hash_(options.page_size),
       salt_rng_(std::random_device{}()) {
   assert(wal::valid_page_size(page_size_));
+  store_ = std::move(store);
+  disk_ = dynamic_cast<DiskStore*>(store_.get());
   locks_.set_allow_exclusive(!options.replicated);
+  next_txn_id_ = (uint64_t(salt_rng_()) << 32 | salt_rng_()) | 1;
+}
+
+Database::Database(std::string name, const PagePtr& page1, Options options)
+    : Database(std::move(name), page1, options, nullptr, 0) {}
+
+Database::Database(std::string name, const PagePtr& page1, Options options, std::unique_ptr<DiskStore> store,
+                   uint64_t index)
+    : Database(std::move(name), options,
+               store ? std::unique_ptr<Store>(std::move(store)) : std::make_unique<MemoryStore>(options.page_size)) {
   std::lock_guard lk(mu_);
-  store_->db_replace({page1});
+  // A failed write shows in failure_: the first apply reports it.
+  (void)store_failure_locked(store_->db_replace({page1}), "creating the database file");
   init_index_locked(1);
   hash_.rebuild(1, [&](uint32_t) { return page1.get(); });
-  next_txn_id_ = (uint64_t(salt_rng_()) << 32 | salt_rng_()) | 1;
+  published_locked(index, hash_.value());
+}
+
+Result<std::shared_ptr<Database>> Database::reopen(std::string name, Options options,
+                                                   std::unique_ptr<DiskStore> store, const AppliedRecord& record) {
+  if (record.page_size != options.page_size) {
+    return Status::Invalid("db '" + name + "' has page size " + std::to_string(record.page_size) + ", the node " +
+                           std::to_string(options.page_size));
+  }
+  if (record.n_page == 0) return Status::Corruption("db '" + name + "': its record names no pages");
+  Result<wal::Checksum> ck = store->recover_wal(record);
+  if (!ck.ok()) return ck.status();
+  std::shared_ptr<Database> db(new Database(std::move(name), options, std::move(store)));
+  std::lock_guard lk(db->mu_);
+  Store& st = *db->store_;
+  db->init_index_locked(record.n_page);
+  wal::IndexHeader h = db->header_locked();
+  const uint8_t* wh = st.wal_header();
+  if (record.mx_frame > 0) {
+    h.big_end_cksum = wal::get_be32(wh) == wal::kMagicBigEndian ? 1 : 0;
+    std::memcpy(h.salt, record.salt, 8);
+    db->checkpoint_seq_ = wal::get_be32(wh + 12);
+  }
+  // Page -> its last frame, to hash the content as readers see it.
+  std::vector<uint32_t> last_frame(record.n_page, 0);
+  for (uint32_t f = 1; f <= record.mx_frame; f++) {
+    const uint32_t pgno = wal::decode_frame_header(st.frame_header(f)).pgno;
+    if (!db->shm_.append(f, pgno, f - 1)) return Status::Corruption("db '" + db->name_ + "': wal-index build failed");
+    if (pgno <= record.n_page) last_frame[pgno - 1] = f;
+  }
+  h.mx_frame = record.mx_frame;
+  h.n_page = record.n_page;
+  h.frame_cksum[0] = ck.value().s0;
+  h.frame_cksum[1] = ck.value().s1;
+  h.change++;
+  db->shm_.publish_header(h);
+  PagePtr cur;
+  db->hash_.rebuild(record.n_page, [&](uint32_t p) {
+    cur = last_frame[p - 1] ? st.frame_page(last_frame[p - 1]) : st.db_page(p);
+    return cur.get();
+  });
+  if (db->hash_.value() != record.checksum) {
+    return Status::Corruption("db '" + db->name_ + "': the content of its files does not match its record");
+  }
+  db->published_locked(record.index, record.checksum);
+  db->recovered_index_ = record.index;
+  {
+    std::lock_guard rl(db->record_mu_);
+    db->last_record_ = record;
+  }
+  return db;
 }
 
 void Database::init_index_locked(uint32_t n_page) {
@@ -125,6 +187,12 @@ int Database::wal_read(void* buf, int n, int64_t offset) {
 
 int Database::wal_truncate(int64_t size) {
   std::lock_guard lk(mu_);
+  if (disk_ && size < store_->wal_size()) {
+    if (Status s = seal_locked(); !s.ok()) {
+      spdlog::error("{}", s.message());
+      return s.code();
+    }
+  }
   return store_->wal_truncate(size);
 }
 
@@ -137,6 +205,15 @@ Database::WalWrite Database::wal_write(const void* buf, int n, int64_t offset) {
     // back. Refuse further writes so nothing more is captured.
     out.rc = SQLITE_IOERR_WRITE;
     return out;
+  }
+  if (disk_ && offset < int64_t(wal::kHeaderSize)) {
+    // A writer starts the WAL over: the frames it overwrites must no longer
+    // be named by the record.
+    if (Status s = seal_locked(); !s.ok()) {
+      spdlog::error("{}", s.message());
+      out.rc = s.code();
+      return out;
+    }
   }
   out.rc = store_->wal_write(static_cast<const uint8_t*>(buf), n, offset);
   if (out.rc != SQLITE_OK) {
@@ -316,6 +393,7 @@ Database::ShmLockResult Database::end_write_locked() {
       spdlog::critical("db '{}': writer published mxFrame={} nPage={}, expected {} and {}", name_,
                        h.mx_frame, h.n_page, *capture_.base + capture_.frame_count, capture_.db_size);
     }
+    published_locked(capture_.commit_index, capture_.commit_hash);
   } else if (capture_.shipped_pieces) {
     r.undo_txn = capture_.txn_id;  // its streamed pieces must be dropped everywhere
   }
@@ -354,14 +432,17 @@ void Database::release_system_locks_locked(int offset, int n) {
 
 // ---- replication -----------------------------------------------------------
 
-Status Database::apply_frames(FramesBatch batch, bool own) {
+Status Database::apply_frames(FramesBatch batch, bool own, uint64_t index) {
   std::lock_guard lk(mu_);
   if (!failure_.ok()) return failure_;
   if (batch.page_size != page_size_) {
     return Status::Corruption("page size " + std::to_string(batch.page_size) + " does not match " +
                               std::to_string(page_size_));
   }
-  if (pending_.txn_id != batch.txn_id) pending_.reset(batch.txn_id);  // a new transaction
+  if (pending_.txn_id != batch.txn_id) {  // a new transaction
+    pending_.reset(batch.txn_id);
+    pending_first_index_ = index;
+  }
   for (CapturedFrame& f : batch.frames) pending_.frames[f.position] = std::move(f);
   if (!batch.commit) return Status::Ok();
 
@@ -416,6 +497,8 @@ Status Database::apply_frames(FramesBatch batch, bool own) {
 
   if (writer_is_waiting) {
     capture_.committed = true;  // the writer publishes it when it returns
+    capture_.commit_index = index;
+    capture_.commit_hash = hash_.value();
     return Status::Ok();
   }
   const LockOwner holder = locks_.shm_exclusive_owner(wal::kLockWrite);
@@ -423,15 +506,110 @@ Status Database::apply_frames(FramesBatch batch, bool own) {
     locks_.shm_lock(kSystemOwner, wal::kLockWrite, 1, kShmLockExclusive);
     const int rc = write_commit_locked(final_frames, batch.db_size);
     release_system_locks_locked(wal::kLockWrite, 1);
+    if (rc == SQLITE_OK) published_locked(index, hash_.value());
     return store_failure_locked(rc, "writing the WAL");
   }
-  deferred_.push_back({std::move(final_frames), batch.db_size});
+  deferred_.push_back({std::move(final_frames), batch.db_size, index, hash_.value()});
   return Status::Ok();
 }
 
 void Database::apply_undo(uint64_t txn_id) {
   std::lock_guard lk(mu_);
   if (pending_.txn_id == txn_id) pending_.reset();
+}
+
+// ---- durability --------------------------------------------------------------
+
+AppliedRecord Database::record_locked() {
+  const wal::IndexHeader h = header_locked();
+  AppliedRecord r;
+  r.index = event_index_;
+  r.checksum = published_hash_;
+  if (capture_.committed && capture_.base && h.mx_frame == *capture_.base + capture_.frame_count) {
+    // The writer's commit is applied and SQLite already published it in the
+    // wal-index; end_write_locked() has not run yet.
+    r.index = capture_.commit_index;
+    r.checksum = capture_.commit_hash;
+  }
+  // Pieces of a streamed transaction live only in memory: after a crash
+  // they must be applied again, so the record stops before the first.
+  if (!pending_.empty() && pending_first_index_ > 0) r.index = std::min(r.index, pending_first_index_ - 1);
+  r.page_size = page_size_;
+  r.n_page = h.n_page;
+  r.mx_frame = h.mx_frame;
+  std::memcpy(r.salt, h.salt, 8);
+  return r;
+}
+
+Status Database::seal_locked() {
+  if (int rc = disk_->sync_db(); rc != SQLITE_OK) {
+    return Status::Error(rc, "db '" + name_ + "': sync of the database file failed: " + sqlite3_errstr(rc));
+  }
+  AppliedRecord r = record_locked();
+  r.mx_frame = 0;  // everything is in the database file now
+  std::lock_guard rl(record_mu_);
+  wal_gen_++;
+  if (Status s = disk_->write_record(r); !s.ok()) return s.with_context("db '" + name_ + "': seal");
+  last_record_ = r;
+  return Status::Ok();
+}
+
+Status Database::persist() {
+  if (!disk_) return Status::Ok();
+  AppliedRecord r;
+  uint64_t gen;
+  {
+    std::lock_guard lk(mu_);
+    if (!failure_.ok()) return failure_;
+    r = record_locked();
+    gen = wal_gen_;
+  }
+  {
+    std::lock_guard rl(record_mu_);
+    if (last_record_.index == r.index && last_record_.mx_frame == r.mx_frame &&
+        last_record_.checksum == r.checksum && std::memcmp(last_record_.salt, r.salt, 8) == 0) {
+      return Status::Ok();  // nothing new
+    }
+  }
+  // Frames 1..r.mx_frame were written before the state was read: syncing now
+  // makes them (and the database file they overlay) durable.
+  int rc = disk_->sync_wal();
+  if (rc == SQLITE_OK) rc = disk_->sync_db();
+  if (rc != SQLITE_OK) return Status::Error(rc, "db '" + name_ + "': sync failed: " + sqlite3_errstr(rc));
+  std::lock_guard rl(record_mu_);
+  if (gen != wal_gen_) return Status::Ok();  // the WAL started over since: a newer record exists
+  if (r.mx_frame < last_record_.mx_frame) return Status::Ok();  // a newer one got here first
+  if (Status s = disk_->write_record(r); !s.ok()) return s.with_context("db '" + name_ + "'");
+  last_record_ = r;
+  return Status::Ok();
+}
+
+Result<bool> Database::begin_disk_checkpoint() {
+  {
+    std::lock_guard lk(mu_);
+    if (!disk_) return true;
+    if (locks_.shm_exclusive_owner(wal::kLockWrite) != nullptr || !deferred_.empty()) return false;
+    locks_.shm_lock(kSystemOwner, wal::kLockWrite, 1, kShmLockExclusive);
+  }
+  // Nobody can publish a commit now: the record names every frame the
+  // checkpoint can fold into the database file.
+  if (Status s = persist(); !s.ok()) {
+    end_disk_checkpoint();
+    return s;
+  }
+  return true;
+}
+
+void Database::end_disk_checkpoint() {
+  std::lock_guard lk(mu_);
+  if (disk_ && locks_.shm_exclusive_owner(wal::kLockWrite) == kSystemOwner) {
+    release_system_locks_locked(wal::kLockWrite, 1);
+  }
+}
+
+AppliedRecord Database::last_record() {
+  std::lock_guard rl(record_mu_);
+  return last_record_;
 }
 
 void Database::drain_deferred() {
@@ -444,9 +622,11 @@ void Database::drain_deferred() {
     return;  // a writer still holds it; it hands the lock over when done
   }
   while (!deferred_.empty()) {
+    const DeferredCommit& d = deferred_.front();
+    const int rc = write_commit_locked(d.frames, d.db_size);
+    if (rc == SQLITE_OK) published_locked(d.index, d.hash);
     // A failure is kept in failure_: the next apply reports it.
-    (void)store_failure_locked(write_commit_locked(deferred_.front().frames, deferred_.front().db_size),
-                               "writing the WAL");
+    (void)store_failure_locked(rc, "writing the WAL");
     deferred_.pop_front();
   }
   release_system_locks_locked(wal::kLockWrite, 1);
@@ -462,6 +642,14 @@ void Database::maybe_restart_wal_locked(wal::IndexHeader& h) {
   // Every frame is in the database file; start the WAL over if no reader
   // still uses it (read locks 1..4 free), as a SQLite writer would.
   if (!try_system_locks_locked(wal::kLockReadFirst + 1, wal::kNumReaders - 1)) return;
+  if (disk_) {
+    if (Status s = seal_locked(); !s.ok()) {
+      // Keep appending to this WAL; the next checkpoint tries again.
+      spdlog::warn("{}; the WAL keeps growing", s.message());
+      release_system_locks_locked(wal::kLockReadFirst + 1, wal::kNumReaders - 1);
+      return;
+    }
+  }
   wal::put_be32(h.salt, wal::get_be32(h.salt) + 1);
   wal::put_be32(h.salt + 4, salt_rng_());
   h.mx_frame = 0;
@@ -572,7 +760,17 @@ Status Database::install(const DbImage& image) {
   const std::vector<PagePtr> logical = logical_pages(image);
   const bool writer_free = locks_.shm_exclusive_owner(wal::kLockWrite) == nullptr && deferred_.empty();
   if (writer_free && try_system_locks_locked(0, wal::kNumLocks)) {
-    // Nobody is reading or writing: replace the files outright.
+    // Nobody is reading or writing: replace the files outright. On disk the
+    // record goes first: files half replaced are never taken for its state.
+    if (disk_) {
+      std::lock_guard rl(record_mu_);
+      if (Status s = disk_->drop_record(); !s.ok()) {
+        release_system_locks_locked(0, wal::kNumLocks);
+        return s;
+      }
+      last_record_ = AppliedRecord{};
+      wal_gen_++;
+    }
     int rc = store_->db_replace(image.pages);
     if (rc == SQLITE_OK) rc = store_->wal_clear();
     if (rc != SQLITE_OK) {
@@ -610,7 +808,16 @@ Status Database::install(const DbImage& image) {
     }
   }
   hash_.rebuild(uint32_t(logical.size()), [&](uint32_t p) { return logical[p - 1].get(); });
+  if (deferred_.empty()) {
+    published_locked(image.applied_index, hash_.value());
+  } else {
+    deferred_.back().index = image.applied_index;
+    deferred_.back().hash = hash_.value();
+  }
   pending_ = image.pending;
+  // The pieces of a pending transaction are only in memory: a record must
+  // not claim an index past them (the snapshot holds them).
+  pending_first_index_ = image.applied_index;
   return Status::Ok();
 }
 

@@ -39,6 +39,7 @@
 #include "shm.h"
 #include "state_hash.h"
 #include "status.h"
+#include "disk_store.h"
 #include "store.h"
 
 namespace sqraft {
@@ -53,8 +54,18 @@ class Database {
     bool replicated = true;
   };
 
-  // Creates a database whose only page is `page1` (see initial_page1()).
+  // Creates a database whose only page is `page1` (see initial_page1()),
+  // held in memory.
   Database(std::string name, const PagePtr& page1, Options options);
+  // The same, in the files of `store` (opened fresh), created by the log
+  // entry `index`.
+  Database(std::string name, const PagePtr& page1, Options options, std::unique_ptr<DiskStore> store,
+           uint64_t index);
+  // Reopens the files of `store` as `record` describes them, after checking
+  // every WAL frame it names and the content against its checksum. An error
+  // says why the files cannot be trusted.
+  static Result<std::shared_ptr<Database>> reopen(std::string name, Options options,
+                                                  std::unique_ptr<DiskStore> store, const AppliedRecord& record);
   Database(const Database&) = delete;
   Database& operator=(const Database&) = delete;
 
@@ -105,7 +116,8 @@ class Database {
   // produced it and is waiting in wal_write(). A commit whose checksum does
   // not match the local state is refused with a Divergence status and nothing
   // is changed.
-  Status apply_frames(FramesBatch batch, bool own);
+  // `index` is the log entry's (0 when unknown: tests).
+  Status apply_frames(FramesBatch batch, bool own, uint64_t index = 0);
   // Drops the pending transaction `txn_id` (no-op if it is not pending).
   void apply_undo(uint64_t txn_id);
   // Runs queued commits if the loop thread holds the write lock.
@@ -120,6 +132,23 @@ class Database {
   // Readers in flight keep a consistent view: if any exist, the new content
   // is committed through the WAL instead of replacing the files.
   Status install(const DbImage& image);
+
+  // ---- durability (disk mode; no-ops in memory) --------------------------------
+  bool on_disk() const { return disk_ != nullptr; }
+  // The log index the files held when the node started (0: none, memory).
+  uint64_t recovered_index() const { return recovered_index_; }
+  // Makes the published state durable (WAL and database file synced) and
+  // records it. Any thread; blocks on fsync, never with mu_ held.
+  Status persist();
+  // Disk mode, loop thread, around a checkpoint: takes the WAL write lock
+  // (false: a writer holds it or commits wait; checkpoint later) and makes
+  // a record of every frame the checkpoint may fold into the database file
+  // (SQLite syncs the WAL before a checkpoint for the same reason). Memory
+  // mode: true, nothing done.
+  Result<bool> begin_disk_checkpoint();
+  void end_disk_checkpoint();
+  // The last record written (index 0: none yet).
+  AppliedRecord last_record();
 
   // ---- inspection ------------------------------------------------------------
   uint64_t state_checksum();            // incrementally maintained
@@ -150,11 +179,27 @@ class Database {
     bool committed = false;  // applied; SQLite has not published it yet
     uint32_t frame_count = 0;
     uint32_t db_size = 0;
+    uint64_t commit_index = 0;  // applied: its log index and the hash after it
+    uint64_t commit_hash = 0;
   };
   struct DeferredCommit {
     std::vector<CapturedFrame> frames;  // positions 1..n in order
     uint32_t db_size = 0;
+    uint64_t index = 0;  // its log entry, and the state hash after it
+    uint64_t hash = 0;
   };
+  Database(std::string name, Options options, std::unique_ptr<Store> store);
+  // The state the files hold now, as a record (REQUIRES: mu_ held).
+  AppliedRecord record_locked();
+  // Disk mode, before the WAL starts over or is truncated: the database file
+  // holds every published frame; sync it and record that the WAL holds
+  // nothing of the state, so that no record names frames about to go.
+  Status seal_locked();
+  // A commit became visible in the files: its index and the hash after it.
+  void published_locked(uint64_t index, uint64_t hash) {
+    event_index_ = index;
+    published_hash_ = hash;
+  }
 
   // REQUIRES: mu_ held.
   void init_index_locked(uint32_t n_page);
@@ -182,7 +227,17 @@ class Database {
   std::mutex mu_;
   std::condition_variable publish_cv_;
   std::unique_ptr<Store> store_;  // the database file and the WAL
+  DiskStore* disk_ = nullptr;     // store_, when it is on disk
   Status failure_;                // the first failed store write (sticky)
+  uint64_t recovered_index_ = 0;  // set once, before the database is shared
+  uint64_t event_index_ = 0;      // log index of the last commit in the files
+  uint64_t published_hash_ = 0;   // state hash of what the files hold
+  uint64_t pending_first_index_ = 0;  // log index of pending_'s first piece
+  // WAL generations: bumped by seal_locked(); a record of an older one is
+  // never written. Written under mu_ and record_mu_, read under either.
+  uint64_t wal_gen_ = 0;
+  std::mutex record_mu_;  // one record write at a time; after mu_ if both
+  AppliedRecord last_record_;  // guarded by record_mu_
   Shm shm_;
   LockTable locks_;
   StateHash hash_;      // logical state as of the last applied command

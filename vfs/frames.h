@@ -75,6 +75,7 @@ struct DbImage {
   uint32_t n_page = 0;          // logical database size in pages
   uint64_t checksum = 0;        // StateHash value of the logical content
   PendingTxn pending;
+  uint64_t applied_index = 0;   // the log index of this state (0: unknown)
 };
 
 }  // namespace sqraft

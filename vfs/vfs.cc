@@ -2,11 +2,14 @@
 
 #include <spdlog/spdlog.h>
 #include <strings.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <new>
+#include <set>
 
 #include "boundary.h"
 #include "db_name.h"
@@ -408,6 +411,13 @@ Result<std::unique_ptr<Vfs>> Vfs::create(Options options, ReplicationHooks* hook
   if (sqlite3_vfs_find(options.name.c_str()) != nullptr) {
     return Status::Invalid("a VFS named '" + options.name + "' is already registered");
   }
+  if (!options.dir.empty()) {
+    for (const std::string& d : {options.dir, options.dir + "/.applied"}) {
+      if (::mkdir(d.c_str(), 0700) != 0 && errno != EEXIST) {
+        return Status::IoError("cannot create '" + d + "': " + std::strerror(errno));
+      }
+    }
+  }
   std::unique_ptr<Vfs> self(new Vfs(std::move(options), hooks));
   self->base_ = sqlite3_vfs_find(nullptr);
   if (self->base_ == nullptr) return Status::Internal("SQLite has no default VFS");
@@ -502,17 +512,102 @@ std::vector<std::string> Vfs::names() {
   return out;
 }
 
-std::shared_ptr<Database> Vfs::create_local(const std::string& db, const PagePtr& page1) {
+Database::Options Vfs::db_options() const {
+  Database::Options o;
+  o.page_size = options_.page_size;
+  o.spill_threshold_bytes = options_.spill_threshold_bytes;
+  o.replicated = hooks_ != nullptr;
+  return o;
+}
+
+std::shared_ptr<Database> Vfs::create_local(const std::string& db, const PagePtr& page1, uint64_t index) {
   std::lock_guard lk(mu_);
-  auto& slot = dbs_[db];
-  if (!slot) {
-    Database::Options o;
-    o.page_size = options_.page_size;
-    o.spill_threshold_bytes = options_.spill_threshold_bytes;
-    o.replicated = hooks_ != nullptr;
-    slot = std::make_shared<Database>(db, page1, o);
+  auto it = dbs_.find(db);
+  if (it != dbs_.end()) return it->second;
+  std::unique_ptr<DiskStore> store;
+  if (on_disk()) {
+    Result<std::unique_ptr<DiskStore>> s = DiskStore::open(options_.dir, DiskStore::file_name(db), options_.page_size, true);
+    if (!s.ok()) {
+      spdlog::error("vfs {}: cannot create db '{}': {}", name(), db, s.status().message());
+      return nullptr;
+    }
+    store = std::move(s).value();
   }
-  return slot;
+  auto created = std::make_shared<Database>(db, page1, db_options(), std::move(store), index);
+  dbs_[db] = created;
+  return created;
+}
+
+Result<size_t> Vfs::load() {
+  if (!on_disk()) return size_t{0};
+  const std::string& dir = options_.dir;
+  std::error_code ec;
+  std::set<std::string> recorded;
+  for (const auto& e : std::filesystem::directory_iterator(dir + "/.applied", ec)) {
+    const std::string file = e.path().filename().string();
+    if (ends_with(file, ".tmp")) {
+      std::filesystem::remove(e.path(), ec);  // an interrupted record write
+      continue;
+    }
+    recorded.insert(file);
+  }
+  if (ec) return Status::IoError("list '" + dir + "/.applied': " + ec.message());
+  // Files without a record never held a state anybody relied on.
+  for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
+    if (!e.is_regular_file()) continue;
+    std::string file = e.path().filename().string();
+    if (ends_with(file, kWalSuffix)) file.resize(file.size() - std::strlen(kWalSuffix));
+    if (!recorded.count(file)) {
+      spdlog::info("vfs {}: removing '{}': no record of what it holds", name(), e.path().string());
+      std::filesystem::remove(e.path(), ec);
+    }
+  }
+  size_t loaded = 0;
+  for (const std::string& file : recorded) {
+    Result<std::shared_ptr<Database>> d = load_one(file);
+    if (d.ok()) {
+      std::lock_guard lk(mu_);
+      dbs_[d.value()->name()] = d.value();
+      loaded++;
+      continue;
+    }
+    if (d.status().code() == SQLITE_IOERR) return d.status();  // the disk itself fails: do not guess
+    spdlog::warn("vfs {}: not using the files of '{}' ({}): the snapshot and the log bring the database back",
+                 name(), file, d.status().message());
+    if (Status s = DiskStore::remove(dir, file); !s.ok()) return s;
+  }
+  return loaded;
+}
+
+Result<std::shared_ptr<Database>> Vfs::load_one(const std::string& file) {
+  const std::optional<std::string> db = DiskStore::db_name(file);
+  if (!db || !validate_name(*db).ok()) return Status::Invalid("not the file of a database name");
+  Result<std::optional<AppliedRecord>> r = DiskStore::read_record(options_.dir, file);
+  if (!r.ok()) return r.status();
+  if (!r.value()) return Status::NotFound("its record is gone");
+  const AppliedRecord& rec = *r.value();
+  Result<std::unique_ptr<DiskStore>> st = DiskStore::open(options_.dir, file, options_.page_size, false);
+  if (!st.ok()) return st.status();
+  Result<std::shared_ptr<Database>> d = Database::reopen(*db, db_options(), std::move(st).value(), rec);
+  if (!d.ok()) return d.status().code() == SQLITE_IOERR ? Status::Corruption(d.status().message()) : d.status();
+  spdlog::info("vfs {}: db '{}' holds log index {} ({} pages, {} WAL frames)", name(), *db, rec.index, rec.n_page,
+               rec.mx_frame);
+  return d;
+}
+
+uint64_t Vfs::recovered_index(const std::string& db) {
+  std::shared_ptr<Database> d = find(db);
+  return d ? d->recovered_index() : 0;
+}
+
+Status Vfs::persist_all() {
+  Status first;
+  for (const std::string& n : names()) {
+    std::shared_ptr<Database> d = find(n);
+    if (!d) continue;
+    if (Status s = d->persist(); !s.ok() && first.ok()) first = s;
+  }
+  return first;
 }
 
 Result<sqlite3*> Vfs::open(const std::string& db, bool create) {
@@ -543,7 +638,7 @@ Result<sqlite3*> Vfs::open(const std::string& db, bool create) {
   return conn;
 }
 
-Status Vfs::apply_open(const std::string& db, const PagePtr& page1) {
+Status Vfs::apply_open(const std::string& db, const PagePtr& page1, uint64_t index) {
   if (Status s = validate_name(db); !s.ok()) return s;
   const uint32_t size_field = (uint32_t(page1[16]) << 8) | page1[17];
   const uint32_t page_size = size_field == 1 ? 65536 : size_field;
@@ -551,15 +646,15 @@ Status Vfs::apply_open(const std::string& db, const PagePtr& page1) {
     return Status::Invalid("open db '" + db + "': page size " + std::to_string(page_size) +
                            " differs from the node's " + std::to_string(options_.page_size));
   }
-  create_local(db, page1);
+  if (!create_local(db, page1, index)) return Status::IoError("open db '" + db + "': cannot create its files");
   return Status::Ok();
 }
 
-Status Vfs::apply_frames(FramesBatch batch, bool own) {
+Status Vfs::apply_frames(FramesBatch batch, bool own, uint64_t index) {
   std::shared_ptr<Database> db = find(batch.db);
   if (!db) return Status::NotFound("frames for unknown database '" + batch.db + "'");
   std::string name = batch.db;
-  return db->apply_frames(std::move(batch), own).with_context("apply frames: db '" + name + "'");
+  return db->apply_frames(std::move(batch), own, index).with_context("apply frames: db '" + name + "'");
 }
 
 Status Vfs::apply_undo(const std::string& db_name, uint64_t txn_id) {
@@ -590,11 +685,23 @@ Status Vfs::apply_checkpoint(const std::string& db_name) {
   if (conn == nullptr) return Status::Internal("checkpoint: no connection to '" + db_name + "'");
   // Where local transactions may write (the leader), never take the write
   // lock: a PASSIVE checkpoint folds the WAL and the next writer restarts it.
-  // Elsewhere TRUNCATE also resets the WAL right away.
+  // Elsewhere TRUNCATE also resets the WAL right away. Disk mode holds the
+  // write lock itself around a PASSIVE checkpoint (begin_disk_checkpoint);
+  // the next commit restarts the WAL.
   const bool local_writers = hooks_ == nullptr || hooks_->writes_allowed();
-  const int mode = local_writers ? SQLITE_CHECKPOINT_PASSIVE : SQLITE_CHECKPOINT_TRUNCATE;
+  int mode = local_writers ? SQLITE_CHECKPOINT_PASSIVE : SQLITE_CHECKPOINT_TRUNCATE;
+  if (db->on_disk()) {
+    Result<bool> go = db->begin_disk_checkpoint();
+    if (!go.ok()) {
+      spdlog::warn("vfs {}: checkpoint of '{}' skipped: {}", name(), db_name, go.status().message());
+      return Status::Ok();  // the WAL keeps the frames; the logical state is the same
+    }
+    if (!go.value()) return Status::Ok();  // a writer is busy: the next checkpoint folds more
+    mode = SQLITE_CHECKPOINT_PASSIVE;
+  }
   int log_frames = 0, done_frames = 0;
   int rc = sqlite3_wal_checkpoint_v2(conn, "main", mode, &log_frames, &done_frames);
+  if (db->on_disk()) db->end_disk_checkpoint();
   if (rc != SQLITE_OK && (rc & 0xff) != SQLITE_BUSY) {
     return Status::Error(rc, "checkpoint db '" + db_name + "': " + sqlite3_errmsg(conn));
   }
@@ -624,7 +731,7 @@ std::vector<DbImage> Vfs::capture() {
   return images;
 }
 
-Status Vfs::restore(const std::vector<DbImage>& images) {
+Status Vfs::restore(const std::vector<DbImage>& images, uint64_t index) {
   // Verify everything before touching anything.
   for (const DbImage& img : images) {
     if (Status s = validate_name(img.name); !s.ok()) return s.with_context("restore");
@@ -646,16 +753,35 @@ Status Vfs::restore(const std::vector<DbImage>& images) {
   }
   for (const DbImage& img : images) {
     std::shared_ptr<Database> db = find(img.name);
+    if (db && index > 0 && db->recovered_index() >= index &&
+        (db->recovered_index() > index || db->state_checksum() == img.checksum)) {
+      // Disk mode at start-up: the files already hold this state or a later
+      // one, checked against their record when they were loaded.
+      spdlog::info("vfs {}: restore: db '{}' already holds log index {} (snapshot {}): kept", name(), img.name,
+                   db->recovered_index(), index);
+      continue;
+    }
     if (!db) {
       db = create_local(img.name, img.pages.empty() ? Database::initial_page1(img.page_size) : img.pages[0]);
+      if (!db) return Status::IoError("restore: cannot create the files of db '" + img.name + "'");
     }
-    if (Status s = db->install(img); !s.ok()) return s.with_context("restore");
+    DbImage at = img;
+    at.applied_index = index;
+    if (Status s = db->install(at); !s.ok()) return s.with_context("restore");
+    if (Status s = db->persist(); !s.ok()) return s.with_context("restore");
   }
   // Databases the snapshot does not know about did not exist at its index.
   std::lock_guard lk(mu_);
   for (auto it = dbs_.begin(); it != dbs_.end();) {
     bool wanted = std::any_of(images.begin(), images.end(), [&](const DbImage& i) { return i.name == it->first; });
+    // Disk mode at start-up: created after the snapshot, by entries the files hold.
+    wanted = wanted || (index > 0 && it->second->recovered_index() > index);
     if (!wanted && it->second.use_count() == 1 && !system_conns_.count(it->first)) {
+      if (on_disk()) {
+        if (Status st = DiskStore::remove(options_.dir, DiskStore::file_name(it->first)); !st.ok()) {
+          spdlog::warn("vfs {}: {}", name(), st.message());
+        }
+      }
       it = dbs_.erase(it);
     } else {
       if (!wanted) spdlog::warn("vfs {}: db '{}' is not in the snapshot but still open", name(), it->first);

@@ -75,6 +75,10 @@ class Vfs {
     std::string name;  // the registered VFS name; unique in the process
     uint32_t page_size = 4096;
     size_t spill_threshold_bytes = size_t{8} << 20;
+    // Disk mode: every database is a SQLite database file and its WAL in
+    // this directory (created 0700 if missing), with a record of the log
+    // index they hold in its `.applied/`. Empty: every database in memory.
+    std::string dir;
   };
 
   // Registers a new VFS. `hooks` (may be null) must outlive it.
@@ -101,10 +105,24 @@ class Vfs {
   // no automatic checkpoints, extended result codes). The caller owns it.
   Result<sqlite3*> open(const std::string& db, bool create = true);
 
+  // ---- disk mode ----------------------------------------------------------
+  bool on_disk() const { return !options_.dir.empty(); }
+  // Opens the databases the directory holds, before the node starts.
+  // Files whose record is missing or does not match them are not trusted:
+  // they are removed (logged), and the log and snapshots bring the database
+  // back. Returns the number of databases opened. Caller's thread.
+  Result<size_t> load();
+  // The log index database `db` held when it was loaded (0: not loaded).
+  uint64_t recovered_index(const std::string& db);
+  // Makes every database's current state durable and records it (see
+  // Database::persist). Any thread but the loop's: it waits for fsync.
+  Status persist_all();
+
   // ---- loop thread --------------------------------------------------------
-  // Creates database `db` from its first page, unless it exists.
-  Status apply_open(const std::string& db, const PagePtr& page1);
-  Status apply_frames(FramesBatch batch, bool own);
+  // Creates database `db` from its first page, unless it exists. `index` is
+  // the log entry's (0: unknown).
+  Status apply_open(const std::string& db, const PagePtr& page1, uint64_t index = 0);
+  Status apply_frames(FramesBatch batch, bool own, uint64_t index = 0);
   Status apply_undo(const std::string& db, uint64_t txn_id);
   // Folds the WAL of `db` into its pages as far as local readers allow.
   Status apply_checkpoint(const std::string& db);
@@ -113,8 +131,12 @@ class Vfs {
   // Images of every database, for a snapshot.
   std::vector<DbImage> capture();
   // Verifies `images` (content against checksums) and makes them the node's
-  // databases. On error nothing changes.
-  Status restore(const std::vector<DbImage>& images);
+  // databases. On error nothing changes. `index` is the snapshot's log
+  // index: in disk mode a database whose files already hold that state or a
+  // later one (loaded at start-up, checked against their record) is kept
+  // as it is; libraft then replays entries it already holds, which the FSM
+  // skips (recovered_index).
+  Status restore(const std::vector<DbImage>& images, uint64_t index = 0);
 
   // What src/ needs of one database, so that Database stays inside vfs/.
   bool exists(const std::string& db);
@@ -139,7 +161,12 @@ class Vfs {
  private:
   friend struct VfsGlue;
   Vfs(Options options, ReplicationHooks* hooks);
-  std::shared_ptr<Database> create_local(const std::string& db, const PagePtr& page1);
+  // nullptr if its files cannot be created (logged).
+  std::shared_ptr<Database> create_local(const std::string& db, const PagePtr& page1, uint64_t index = 0);
+  Database::Options db_options() const;
+  // Disk mode: the database whose files are `file`, checked against its
+  // record. SQLITE_IOERR: the disk failed; anything else: not trusted.
+  Result<std::shared_ptr<Database>> load_one(const std::string& file);
   sqlite3* system_connection(const std::string& db);
 
   Options options_;

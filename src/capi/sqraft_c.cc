@@ -305,6 +305,13 @@ int sqraft_node_set_statement_timeout_ms(sqraft_node* node, unsigned ms) {
   return set_positive(node, ms, [](NodeOptions& o) -> auto& { return o.sql.statement_timeout_ms; });
 }
 
+int sqraft_node_set_storage(sqraft_node* node, int storage) {
+  if (int rc = not_before_start(node); rc != SQRAFT_OK) return rc;
+  if (storage != SQRAFT_STORAGE_MEMORY && storage != SQRAFT_STORAGE_DISK) return SQRAFT_MISUSE;
+  node->options.storage = storage == SQRAFT_STORAGE_DISK ? Storage::kDisk : Storage::kMemory;
+  return SQRAFT_OK;
+}
+
 int sqraft_node_set_max_databases(sqraft_node* node, unsigned n) {
   return set_positive(node, n, [](NodeOptions& o) -> auto& { return o.max_databases; });
 }

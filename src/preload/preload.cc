@@ -236,6 +236,10 @@ Result<NodeOptions> options_from_env() {
     o.commit_outcome_timeout_ms = unsigned(std::strtoul(t.c_str(), nullptr, 10));
     if (o.commit_outcome_timeout_ms == 0) return Status::Invalid("SQRAFT_COMMIT_TIMEOUT_MS must be a positive number");
   }
+  if (const std::string st = env("SQRAFT_STORAGE"); !st.empty()) {
+    if (st != "memory" && st != "disk") return Status::Invalid("SQRAFT_STORAGE is 'memory' or 'disk', not '" + st + "'");
+    o.storage = st == "disk" ? Storage::kDisk : Storage::kMemory;
+  }
   o.vfs_name = kVfsName;
   o.keep_vfs_after_stop = true;
   return o;

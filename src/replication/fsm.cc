@@ -20,19 +20,42 @@ Fsm::Fsm(Vfs& vfs, FsmObserver& observer) : vfs_(vfs), observer_(observer) {
 
 Fsm::~Fsm() = default;
 
-Status Fsm::apply_command(const struct raft_buffer* buf, uint64_t* proposal_id) {
+namespace {
+
+const std::string& command_db(const Command& cmd) {
+  if (auto* open = std::get_if<OpenCommand>(&cmd.body)) return open->db;
+  if (auto* frames = std::get_if<FramesBatch>(&cmd.body)) return frames->db;
+  if (auto* undo = std::get_if<UndoCommand>(&cmd.body)) return undo->db;
+  return std::get<CheckpointCommand>(cmd.body).db;
+}
+
+// A failure to write the node's own database files (disk mode): applying
+// on would leave this copy behind the others without anyone noticing.
+bool local_write_failure(const Status& s) {
+  const int primary = s.code() & 0xff;
+  return primary == SQLITE_FULL || (primary == SQLITE_IOERR && !s.is_not_leader() && !s.is_leadership_lost() &&
+                                    !s.is_outcome_unknown() && s.code() != kErrRaftWrite);
+}
+
+}  // namespace
+
+Status Fsm::apply_command(const struct raft_buffer* buf, uint64_t index, uint64_t* proposal_id, bool* skipped) {
   Result<Command> decoded = decode_command(buf->base, buf->len);
   if (!decoded.ok()) return decoded.status();
   Command& cmd = decoded.value();
   *proposal_id = cmd.proposal_id;
+  if (index > 0 && index <= vfs_.recovered_index(command_db(cmd))) {
+    *skipped = true;  // the database's files already hold this entry
+    return Status::Ok();
+  }
   const bool own = cmd.proposal_id != 0 && observer_.is_own(cmd.proposal_id);
   if (auto* open = std::get_if<OpenCommand>(&cmd.body)) {
-    return vfs_.apply_open(open->db, open->page1);
+    return vfs_.apply_open(open->db, open->page1, index);
   }
   if (auto* frames = std::get_if<FramesBatch>(&cmd.body)) {
     const bool commit = frames->commit;
     std::string db = frames->db;
-    Status s = vfs_.apply_frames(std::move(*frames), own);
+    Status s = vfs_.apply_frames(std::move(*frames), own, index);
     if (s.ok() && commit) observer_.committed(db);
     return s;
   }
@@ -50,15 +73,25 @@ int Fsm::apply(struct raft_fsm* raw, const struct raft_buffer* buf, void** resul
   // applying a commit can propose a Checkpoint, whose raft_apply may grow
   // (move) that log. `buf` must not be used after apply_command.
   const size_t len = buf->len;
+  // libraft advances last_applied after apply returns.
+  const uint64_t index = self->raft_ ? raft_last_applied(self->raft_) + 1 : 0;
+  self->last_index_ = index;
   try {
     uint64_t proposal_id = 0;
-    Status s = self->apply_command(buf, &proposal_id);
+    bool skipped = false;
+    Status s = self->apply_command(buf, index, &proposal_id, &skipped);
+    if (skipped) {
+      self->skipped_++;
+      if (proposal_id != 0) self->observer_.applied(proposal_id, s);
+      return 0;
+    }
     self->applied_++;
+    if (index > 0 && index <= self->replay_end_) self->replayed_++;
     if (self->metrics_) {
       self->metrics_->applied_entries++;
       self->metrics_->applied_bytes += len;
     }
-    if (s.is_divergence()) {
+    if (s.is_divergence() || (self->vfs_.on_disk() && local_write_failure(s))) {
       spdlog::critical("FATAL: {}", s.message());
       self->halted_ = true;
       if (proposal_id != 0) self->observer_.applied(proposal_id, s);
@@ -84,6 +117,8 @@ int Fsm::snapshot(struct raft_fsm* raw, struct raft_buffer* bufs[], unsigned* n_
   try {
     self->pending_ = std::make_unique<PendingSnapshot>();
     self->pending_->images = self->vfs_.capture();
+    // libraft takes the snapshot at its last applied index.
+    self->pending_->index = self->raft_ ? raft_last_applied(self->raft_) : 0;
   } catch (const std::exception& e) {
     spdlog::error("snapshot: {}", e.what());
     self->pending_.reset();
@@ -99,6 +134,12 @@ int Fsm::snapshot_async(struct raft_fsm* raw, struct raft_buffer* bufs[], unsign
   PendingSnapshot* p = self->pending_.get();
   if (p == nullptr) return RAFT_INVALID;
   try {
+    if (self->vfs_.on_disk()) {
+      // Disk mode: record the files' state too (at or past the snapshot's
+      // index), so that a restart keeps them instead of installing this
+      // snapshot over them. A failure only costs that restart time.
+      if (Status s = self->vfs_.persist_all(); !s.ok()) spdlog::warn("snapshot: recording the database files: {}", s.message());
+    }
     // While every page passes through here anyway, check the content against
     // the incrementally tracked checksum: silent local corruption shows up.
     for (const DbImage& img : p->images) {
@@ -111,7 +152,7 @@ int Fsm::snapshot_async(struct raft_fsm* raw, struct raft_buffer* bufs[], unsign
         return RAFT_CORRUPT;
       }
     }
-    p->encoded = encode_snapshot(p->images);
+    p->encoded = encode_snapshot(p->images, p->index);
     p->bufs.reset(new struct raft_buffer[p->encoded.size()]);
     for (size_t i = 0; i < p->encoded.size(); i++) {
       p->bufs[i].base = p->encoded[i].data.get();
@@ -154,13 +195,14 @@ int Fsm::snapshot_finalize(struct raft_fsm* raw, struct raft_buffer* bufs[], uns
 int Fsm::restore(struct raft_fsm* raw, struct raft_buffer* buf) {
   Fsm* self = static_cast<Fsm*>(raw->data);
   try {
+    uint64_t index = 0;
     Result<std::vector<DbImage>> images =
-        decode_snapshot(static_cast<const uint8_t*>(buf->base), buf->len);
+        decode_snapshot(static_cast<const uint8_t*>(buf->base), buf->len, &index);
     if (!images.ok()) {
       spdlog::error("restore refused: {}", images.status().message());
       return RAFT_CORRUPT;
     }
-    if (Status s = self->vfs_.restore(images.value()); !s.ok()) {
+    if (Status s = self->vfs_.restore(images.value(), index); !s.ok()) {
       spdlog::error("restore refused: {}", s.message());
       return RAFT_CORRUPT;
     }

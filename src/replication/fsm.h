@@ -1,6 +1,8 @@
 // Fsm: sqraft's libraft state machine (raft_fsm version 3).
 //
-//  apply     decodes one Command and applies it to the node's VFS. Malformed
+//  apply     decodes one Command and applies it to the node's VFS (or skips
+//            it when the database's files already hold it: disk mode after
+//            a restart). Malformed
 //            commands and commands that fail the same way on every node are
 //            reported to the proposer (if it is this node) and skipped; a
 //            checksum mismatch after a commit means this node's copy diverged
@@ -55,11 +57,23 @@ class Fsm {
   Fsm& operator=(const Fsm&) = delete;
 
   struct raft_fsm* raft_fsm() { return &fsm_; }
+  // The Raft instance applying entries: apply() learns each entry's index
+  // from it (libraft 0.15 does not pass it). Loop thread, before raft_start.
+  void set_raft(struct raft* raft) { raft_ = raft; }
   // Once set, every apply fails: the node is stopping.
   bool halted() const { return halted_; }
 
   // Counters for tests and metrics.
   uint64_t applied_commands() const { return applied_; }
+  // Entries not applied because the database files already held them
+  // (disk mode, after a restart).
+  uint64_t skipped_commands() const { return skipped_; }
+  // Start-up: entries up to `index` are the node's own log, those after
+  // come from the leader. replayed_commands() counts the former applied.
+  void set_replay_end(uint64_t index) { replay_end_ = index; }
+  uint64_t replayed_commands() const { return replayed_; }
+  // The index of the last entry apply() saw (applied or skipped).
+  uint64_t last_index() const { return last_index_; }
   uint64_t snapshots_taken() const { return snapshots_; }
   uint64_t snapshots_restored() const { return restores_; }
   // Where to count applies and snapshots (may be null; must outlive the Fsm).
@@ -72,10 +86,11 @@ class Fsm {
   static int snapshot_finalize(struct raft_fsm* fsm, struct raft_buffer* bufs[], unsigned* n_bufs);
   static int restore(struct raft_fsm* fsm, struct raft_buffer* buf);
 
-  Status apply_command(const struct raft_buffer* buf, uint64_t* proposal_id);
+  Status apply_command(const struct raft_buffer* buf, uint64_t index, uint64_t* proposal_id, bool* skipped);
 
   struct PendingSnapshot {
     std::vector<DbImage> images;
+    uint64_t index = 0;  // the log index they are at
     std::vector<SnapshotBuffer> encoded;
     std::unique_ptr<struct raft_buffer[]> bufs;
     Status failure;  // set by snapshot_async, acted on by snapshot_finalize
@@ -87,7 +102,12 @@ class Fsm {
   struct raft_fsm fsm_{};
   std::unique_ptr<PendingSnapshot> pending_;
   bool halted_ = false;
+  struct raft* raft_ = nullptr;
   uint64_t applied_ = 0;
+  uint64_t skipped_ = 0;
+  uint64_t replay_end_ = 0;
+  uint64_t replayed_ = 0;
+  uint64_t last_index_ = 0;
   uint64_t snapshots_ = 0;
   uint64_t restores_ = 0;
   Metrics* metrics_ = nullptr;

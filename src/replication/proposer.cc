@@ -100,6 +100,7 @@ Result<std::unique_ptr<Proposer>> Proposer::create(Options options) {
   vo.name = options.vfs_name;
   vo.page_size = options.page_size;
   vo.spill_threshold_bytes = options.spill_threshold_bytes;
+  vo.dir = options.db_dir;
   Result<std::unique_ptr<Vfs>> vfs = Vfs::create(vo, self.get());
   if (!vfs.ok()) return vfs.status();
   self->vfs_ = std::move(vfs).value();
@@ -118,6 +119,7 @@ Proposer::~Proposer() {
 
 void Proposer::attach(struct raft* raft, std::function<void()> wake_loop) {
   raft_ = raft;
+  fsm_->set_raft(raft);
   wake_loop_ = std::move(wake_loop);
   loop_thread_ = std::this_thread::get_id();
 }

@@ -40,6 +40,9 @@ class Proposer final : public ReplicationHooks, public FsmObserver {
     std::string vfs_name;  // unique in the process
     uint32_t page_size = 4096;
     size_t spill_threshold_bytes = size_t{8} << 20;
+    // Disk mode: the directory of the database files (Vfs::Options::dir);
+    // empty: databases in memory.
+    std::string db_dir;
     // The leader asks for a Checkpoint once a database's WAL has this many frames.
     uint32_t checkpoint_threshold_frames = 1000;
     Metrics* metrics = nullptr;  // counters to bump (may be null; must outlive the Proposer)

@@ -82,10 +82,11 @@ std::vector<uint8_t> build_wal_file(const std::vector<DbImage::WalFrame>& frames
   return out;
 }
 
-std::vector<SnapshotBuffer> encode_snapshot(const std::vector<DbImage>& images) {
+std::vector<SnapshotBuffer> encode_snapshot(const std::vector<DbImage>& images, uint64_t index) {
   std::vector<SnapshotBuffer> sections;
   proto::SnapshotHeader header;
   header.set_format_version(kSnapshotFormatVersion);
+  header.set_index(index);
   for (const DbImage& img : images) {
     proto::SnapshotDatabase* d = header.add_databases();
     d->set_name(img.name);
@@ -135,7 +136,7 @@ std::vector<SnapshotBuffer> encode_snapshot(const std::vector<DbImage>& images) 
   return out;
 }
 
-Result<std::vector<DbImage>> decode_snapshot(const uint8_t* data, size_t size) {
+Result<std::vector<DbImage>> decode_snapshot(const uint8_t* data, size_t size, uint64_t* index) {
   auto corrupt = [](const std::string& m) { return Status::Corruption("snapshot: " + m); };
   if (size < sizeof kMagic + 4 + 8 || std::memcmp(data, kMagic, sizeof kMagic) != 0) {
     return corrupt("not a sqraft snapshot (bad magic or too short)");
@@ -214,6 +215,8 @@ Result<std::vector<DbImage>> decode_snapshot(const uint8_t* data, size_t size) {
     images.push_back(std::move(img));
   }
   if (off != size) return corrupt(std::to_string(size - off) + " trailing bytes");
+  for (DbImage& img : images) img.applied_index = header.index();
+  if (index) *index = header.index();
   return images;
 }
 

@@ -32,10 +32,12 @@ struct SnapshotBuffer {
   size_t size = 0;
 };
 
-// Serialises the images (the expensive part of taking a snapshot).
-std::vector<SnapshotBuffer> encode_snapshot(const std::vector<DbImage>& images);
-// Parses and verifies a snapshot.
-Result<std::vector<DbImage>> decode_snapshot(const uint8_t* data, size_t size);
+// Serialises the images (the expensive part of taking a snapshot); `index`
+// is the log index they are at (0: unknown).
+std::vector<SnapshotBuffer> encode_snapshot(const std::vector<DbImage>& images, uint64_t index = 0);
+// Parses and verifies a snapshot; its log index goes to *index (0 in
+// snapshots written before it was recorded).
+Result<std::vector<DbImage>> decode_snapshot(const uint8_t* data, size_t size, uint64_t* index = nullptr);
 
 // A valid WAL file holding `frames` (page_size each): used for snapshots and
 // for files handed to clients (DUMP).

@@ -166,7 +166,8 @@ bool raft_file(const std::string& name) {
     }
     return true;
   }
-  return name == "lost+found";  // the root of a file system of its own
+  // The database files of disk mode; the root of a file system of its own.
+  return name == kDatabasesDir || name == "lost+found";
 }
 
 }  // namespace
@@ -267,9 +268,17 @@ Status NodeImpl::init_raft() {
   ro.checkpoint_threshold_frames = options_.checkpoint_threshold_frames;
   ro.commit_outcome_timeout_ms = options_.commit_outcome_timeout_ms;
   ro.metrics = &metrics_;
+  if (options_.storage == Storage::kDisk) ro.db_dir = options_.dir + "/" + kDatabasesDir;
   Result<std::unique_ptr<Proposer>> proposer = Proposer::create(ro);
   if (!proposer.ok()) return proposer.status();
   proposer_ = std::move(proposer).value();
+  if (options_.storage == Storage::kDisk) {
+    const auto t_load = std::chrono::steady_clock::now();
+    Result<size_t> loaded = proposer_->vfs().load();
+    if (!loaded.ok()) return loaded.status().with_context("database files in '" + ro.db_dir + "'");
+    spdlog::info("disk mode: opened {} databases from '{}' in {:.1f} ms", loaded.value(), ro.db_dir,
+                 std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t_load).count());
+  }
   if (!options_.vfs_name.empty()) {
     if (Status s = proposer_->vfs().register_alias(options_.vfs_name); !s.ok()) return s;
   }
@@ -292,6 +301,7 @@ Status NodeImpl::init_raft() {
   rv = raft_init(&raft_, io_shim_->io(), proposer_->raft_fsm(), options_.id, options_.address.c_str());
   if (rv != 0) return Status::Internal(std::string("raft init: ") + raft_errmsg(&raft_));
   raft_ready_ = true;
+  proposer_->fsm().set_raft(&raft_);  // before raft_start, which may apply entries
   const unsigned latency = std::max(1u, options_.network_latency_ms);
   raft_set_heartbeat_timeout(&raft_, latency * 5);
   raft_set_election_timeout(&raft_, latency * 50);
@@ -321,6 +331,7 @@ Status NodeImpl::init_raft() {
   }
   const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   catch_up_index_ = raft_last_index(&raft_);
+  proposer_->fsm().set_replay_end(catch_up_index_);
   spdlog::info("loaded snapshot and log in {:.1f} ms (snapshot at {}, last index {}, {} databases)", ms,
                raft_.log.snapshot.last_index, catch_up_index_, proposer_->vfs().names().size());
   return Status::Ok();
@@ -406,6 +417,7 @@ Status NodeImpl::start() {
     std::lock_guard lk(state_mu_);
     state_ = State::kRunning;
   }
+  start_persister();
   if (listen_addr.value().kind == Address::Kind::kPath) socket_file_ = listen_addr.value().path;
   spdlog::info("node {} listening on {}", options_.id, listen_addr.value().text);
   return Status::Ok();
@@ -476,8 +488,11 @@ void NodeImpl::on_poll() {
   if (!caught_up_logged_ && raft_last_applied(&raft_) >= catch_up_index_) {
     caught_up_logged_ = true;
     const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started_at_).count();
-    spdlog::info("node {}: start-up done: applied the log up to index {} {:.1f} ms after start", options_.id,
-                 raft_last_applied(&raft_), ms);
+    const Fsm& fsm = proposer_->fsm();
+    spdlog::info("node {}: start-up done: applied the log up to index {} {:.1f} ms after start ({} entries "
+                 "replayed, {} already in the database files; {} of its own log replayed)",
+                 options_.id, raft_last_applied(&raft_), ms, fsm.applied_commands(), fsm.skipped_commands(),
+                 fsm.replayed_commands());
   }
 }
 
@@ -509,6 +524,38 @@ void NodeImpl::begin_shutdown() {
   });
 }
 
+void NodeImpl::start_persister() {
+  if (options_.storage != Storage::kDisk) return;
+  persister_ = std::thread([this] {
+    std::unique_lock lk(persist_mu_);
+    while (!persist_stop_) {
+      persist_cv_.wait_for(lk, std::chrono::milliseconds(std::max(10u, options_.persist_interval_ms)));
+      lk.unlock();
+      // Records what is applied, so that a restart replays only what came
+      // after; a failure is retried next time (the log still has it all).
+      if (Status s = proposer_->vfs().persist_all(); !s.ok()) {
+        spdlog::warn("node {}: recording the database files' state: {}", options_.id, s.message());
+      }
+      lk.lock();
+    }
+  });
+}
+
+void NodeImpl::stop_persister() {
+  if (!persister_.joinable()) return;
+  {
+    std::lock_guard lk(persist_mu_);
+    persist_stop_ = true;
+  }
+  persist_cv_.notify_all();
+  persister_.join();
+  if (!proposer_->diverged()) {
+    if (Status s = proposer_->vfs().persist_all(); !s.ok()) {
+      spdlog::warn("node {}: recording the database files' state: {}", options_.id, s.message());
+    }
+  }
+}
+
 Status NodeImpl::stop() {
   {
     std::lock_guard lk(state_mu_);
@@ -530,6 +577,7 @@ Status NodeImpl::stop() {
   readers_->stop();
   writer_pool_->stop();
   clients_.reset();
+  stop_persister();  // a last record of everything applied: a restart replays nothing
   raft_uv_close(&io_);
   uv_run(&loop_, UV_RUN_DEFAULT);
   uv_loop_close(&loop_);

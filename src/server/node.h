@@ -34,6 +34,13 @@ struct Member {
   int role = RAFT_VOTER;  // raft role code
 };
 
+// Where a node keeps its databases (docs/operations.md, "Storage modes").
+enum class Storage {
+  kMemory,  // in memory; a restart rebuilds them from the snapshot and the log
+  kDisk,    // SQLite files under <dir>/databases; a restart replays only the log's tail
+};
+inline constexpr char kDatabasesDir[] = "databases";
+
 struct NodeOptions {
   raft_id id = 0;
   std::string address;        // how clients and peers reach this node
@@ -49,6 +56,10 @@ struct NodeOptions {
   // data directory bootstraps the cluster with it; otherwise it is ignored.
   std::vector<Member> cluster;
   uint32_t page_size = 4096;
+  Storage storage = Storage::kMemory;
+  // Disk mode: how often the databases' applied state is made durable and
+  // recorded (what a restart after a crash need not replay).
+  unsigned persist_interval_ms = 1000;
   size_t spill_threshold_bytes = size_t{8} << 20;
   uint32_t checkpoint_threshold_frames = 1000;
   // How long a commit whose leader lost leadership waits to learn whether

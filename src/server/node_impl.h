@@ -5,6 +5,7 @@
 #include <uv.h>
 
 #include <chrono>
+#include <condition_variable>
 #include <functional>
 #include <map>
 #include <memory>
@@ -87,6 +88,10 @@ class NodeImpl final : public GatewayContext {
   // Stops the node from inside (divergence, a failed Raft write): the
   // loop shuts down at its next turn; options_.on_fatal is told why.
   void stop_itself(const Status& why);
+  // Disk mode: a thread that records the databases' applied state every
+  // persist_interval_ms (Vfs::persist_all), and once more at stop.
+  void start_persister();
+  void stop_persister();
   void begin_shutdown();
   void on_poll();
   static void on_connection(uv_stream_t* server, int status);
@@ -120,6 +125,11 @@ class NodeImpl final : public GatewayContext {
   std::unique_ptr<MetricsServer> metrics_server_;
   NodeGauges gauges();  // loop thread
   std::unique_ptr<Clients> clients_;  // sessions and writers (after the pools they use)
+
+  std::thread persister_;
+  std::mutex persist_mu_;
+  std::condition_variable persist_cv_;
+  bool persist_stop_ = false;
 
   std::mutex post_mu_;
   // Completions for the loop thread. Bounded by the work that posts them:

@@ -40,6 +40,8 @@ struct NodeArgs {
   unsigned latency_ms = 20;
   unsigned snapshot_threshold = 1024;
   unsigned snapshot_trailing = 8192;
+  std::string storage = "memory";
+  unsigned persist_interval_ms = 1000;
   uint64_t failure_domain = 0;
   uint64_t weight = 0;
   std::string log_level = "info";
@@ -67,6 +69,8 @@ Result<NodeOptions> node_options(const NodeArgs& a) {
   o.network_latency_ms = a.latency_ms;
   o.snapshot_threshold = a.snapshot_threshold;
   o.snapshot_trailing = a.snapshot_trailing;
+  o.storage = a.storage == "disk" ? Storage::kDisk : Storage::kMemory;
+  o.persist_interval_ms = a.persist_interval_ms;
   o.failure_domain = a.failure_domain;
   o.weight = a.weight;
   o.txn_idle_timeout_ms = a.txn_idle_timeout_ms;
@@ -198,6 +202,15 @@ void add_node_command(CLI::App& app, NodeArgs& a, int& rc) {
       ->check(CLI::Range(1u, 10000u));
   cmd->add_option("--snapshot-threshold", a.snapshot_threshold, "Log entries between snapshots")->check(CLI::PositiveNumber);
   cmd->add_option("--snapshot-trailing", a.snapshot_trailing, "Log entries kept after a snapshot");
+  cmd->add_option("--storage", a.storage,
+                  "Where databases live: memory (rebuilt from snapshot and log at start) or disk (SQLite files "
+                  "under DIR/databases; a restart replays only the log's tail)")
+      ->check(CLI::IsMember({"memory", "disk"}))
+      ->capture_default_str();
+  cmd->add_option("--persist-interval-ms", a.persist_interval_ms,
+                  "Disk storage: how often the applied state is synced and recorded")
+      ->check(CLI::Range(10u, 600000u))
+      ->capture_default_str();
   cmd->add_option("--failure-domain", a.failure_domain, "Failure domain reported by DESCRIBE");
   cmd->add_option("--weight", a.weight, "Weight reported by DESCRIBE");
   cmd->add_option("--txn-idle-timeout-ms", a.txn_idle_timeout_ms,

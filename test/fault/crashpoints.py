@@ -11,7 +11,7 @@ a node is started on it, and checked:
   - PRAGMA integrity_check is ok.
 
     crashpoints.py --binary build/sqraft --iorec build/test/libiorec.so [--writes 120] [--seed 1]
-                   [--limit N] [--no-fsync]
+                   [--limit N] [--no-fsync] [--storage memory|disk]
 
 The model of the disk (what a power loss keeps): file creation, rename,
 unlink are kept at once (metadata; ext4 with its journal, simplified); the
@@ -158,11 +158,15 @@ class Disk:
         return out
 
 
-def start_node(binary, d, port, env=None, log=None):
+def start_node(args, d, port, env=None, log=None):
     addr = "127.0.0.1:%d" % port
-    p = subprocess.Popen([binary, "node", "--id", "1", "--address", addr, "--dir", d, "--cluster", "1@" + addr,
-                          "--snapshot-threshold", "32", "--snapshot-trailing", "8", "--log-level", "info"],
-                         stdout=log or subprocess.DEVNULL, stderr=subprocess.STDOUT, env=env)
+    argv = [args.binary, "node", "--id", "1", "--address", addr, "--dir", d, "--cluster", "1@" + addr,
+            "--snapshot-threshold", "32", "--snapshot-trailing", "8", "--log-level", "info"]
+    if args.storage == "disk":
+        # Records often, so that crash points fall between every step of
+        # the database files' durability order (docs/architecture.md).
+        argv += ["--storage", "disk", "--persist-interval-ms", "20"]
+    p = subprocess.Popen(argv, stdout=log or subprocess.DEVNULL, stderr=subprocess.STDOUT, env=env)
     return p, addr
 
 
@@ -187,7 +191,7 @@ def record(args, work):
     env["LD_PRELOAD"] = (EATMYDATA + " " if args.no_fsync else "") + os.path.abspath(args.iorec)
     port = free_port()
     with open(os.path.join(work, "rec.log"), "wb") as log:
-        p, addr = start_node(args.binary, d, port, env, log)
+        p, addr = start_node(args, d, port, env, log)
         try:
             conn = wait_conn(addr, 15)
             conn.exec("CREATE TABLE IF NOT EXISTS s (v INTEGER PRIMARY KEY, pad TEXT)")
@@ -214,7 +218,7 @@ def check_image(args, image, required, attempted, work, port):
         with open(full, "wb") as f:
             f.write(content)
     with open(os.path.join(work, "img.log"), "wb") as log:
-        p, addr = start_node(args.binary, d, port, None, log)
+        p, addr = start_node(args, d, port, None, log)
     try:
         try:
             conn = wait_conn(addr, 8)
@@ -239,6 +243,15 @@ def check_image(args, image, required, attempted, work, port):
         db = workloads.open_dump(files, ddir, "crash")
         integrity = db.execute("PRAGMA integrity_check").fetchone()[0]
         db.close()
+        if args.storage == "disk":
+            # The durability order guarantees that a record never names what
+            # the files do not hold: files refused after a crash are a bug.
+            with open(os.path.join(work, "img.log"), "rb") as f:
+                text = f.read().decode(errors="replace")
+            if "not using the files" in text:
+                return "database files refused: %s" % [l for l in text.splitlines() if "not using" in l][0]
+            if "holds log index" in text:
+                STATS["from_files"] = STATS.get("from_files", 0) + 1
         if lost:
             return "lost %d acknowledged writes (e.g. %s)" % (len(lost), lost[:5])
         if extra:
@@ -249,6 +262,9 @@ def check_image(args, image, required, attempted, work, port):
     finally:
         p.kill()
         p.wait()
+
+
+STATS = {}  # disk mode: states whose node restarted from its database files
 
 
 def tail(path, n=3):
@@ -269,6 +285,8 @@ def main():
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--no-fsync", action="store_true", help="positive control: eatmydata; must find losses")
     ap.add_argument("--keep", action="store_true")
+    ap.add_argument("--storage", choices=("memory", "disk"), default="memory",
+                    help="the node's --storage (disk: the database files and their records are crashed too)")
     args = ap.parse_args()
     if args.no_fsync and not os.path.exists(EATMYDATA):
         print("crashpoints: %s missing (apt-get install eatmydata)" % EATMYDATA, file=sys.stderr)
@@ -323,6 +341,9 @@ def main():
         print("crashpoints: %d crash points (%s), %d directory states tried, %d problems" %
               (done, "fsync boundaries" if kinds.get("fsync") or kinds.get("aio-fsync") else "every 10th write",
                states, len(problems)))
+        if args.storage == "disk":
+            print("crashpoints: %d states restarted from their database files (the rest had no record yet)" %
+                  STATS.get("from_files", 0))
         for p in problems[:10]:
             print("  PROBLEM: %s" % p)
         for k in known[:3]:

@@ -22,4 +22,6 @@ run --workload register --nemesis partition --partition isolate-leader --duratio
 # eatmydata, the positive control: acknowledged writes must be found lost).
 iorec=$1/test/libiorec.so
 python3 "$here/crashpoints.py" --binary "$bin" --iorec "$iorec" --writes 40 --limit 12 --seed 16
+# The same in disk storage: the database files and their records crash too.
+python3 "$here/crashpoints.py" --binary "$bin" --iorec "$iorec" --writes 40 --limit 10 --seed 18 --storage disk
 python3 "$here/crashpoints.py" --binary "$bin" --iorec "$iorec" --writes 40 --limit 3 --subsets 0 --seed 17 --no-fsync
