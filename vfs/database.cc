@@ -588,6 +588,7 @@ Result<bool> Database::begin_disk_checkpoint() {
   {
     std::lock_guard lk(mu_);
     if (!disk_) return true;
+    if (views_ > 0) return false;  // a snapshot reads the files: fold later
     if (locks_.shm_exclusive_owner(wal::kLockWrite) != nullptr || !deferred_.empty()) return false;
     locks_.shm_lock(kSystemOwner, wal::kLockWrite, 1, kShmLockExclusive);
   }
@@ -712,7 +713,42 @@ int Database::write_commit_locked(const std::vector<CapturedFrame>& frames, uint
 
 // ---- snapshots ---------------------------------------------------------------
 
-DbImage Database::capture() {
+namespace {
+
+// The pages a deferred capture still has to read from the files.
+class DiskView final : public ImageSource {
+ public:
+  DiskView(std::shared_ptr<Database> db, const DiskStore* disk, uint32_t page_size)
+      : db_(std::move(db)), disk_(disk), page_size_(page_size) {}
+  ~DiskView() override { db_->release_view(); }
+  Status load(DbImage& img) override {
+    for (size_t i = 0; i < img.pages.size(); i++) {
+      PagePtr p(new uint8_t[page_size_]);
+      if (int rc = disk_->pread_db_page(uint32_t(i + 1), p.get()); rc != SQLITE_OK) {
+        return Status::Error(rc, "snapshot: reading the database file of '" + img.name + "' failed");
+      }
+      img.pages[i] = std::move(p);
+    }
+    for (size_t i = 0; i < frames.size(); i++) {
+      PagePtr p(new uint8_t[page_size_]);
+      if (int rc = disk_->pread_frame_page(frames[i], p.get()); rc != SQLITE_OK) {
+        return Status::Error(rc, "snapshot: reading the WAL of '" + img.name + "' failed");
+      }
+      img.wal[i].data = std::move(p);
+    }
+    return Status::Ok();
+  }
+  std::vector<uint32_t> frames;  // img.wal[i] is WAL frame frames[i]
+
+ private:
+  std::shared_ptr<Database> db_;
+  const DiskStore* disk_;
+  const uint32_t page_size_;
+};
+
+}  // namespace
+
+DbImage Database::capture(bool defer_load) {
   std::unique_lock lk(mu_);
   publish_cv_.wait(lk, [&] { return !capture_.committed; });
   DbImage img;
@@ -721,11 +757,27 @@ DbImage Database::capture() {
   const wal::IndexHeader h = header_locked();
   const uint32_t backfilled = std::min(shm_.backfill(), h.mx_frame);
   const uint32_t file_pages = uint32_t(std::min<uint64_t>(store_->db_size() / page_size_, h.n_page));
-  img.pages.reserve(file_pages);
-  for (uint32_t p = 1; p <= file_pages; p++) img.pages.push_back(store_->db_page(p));
+  // Disk mode, deferred: hold the files still the way a SQLite reader
+  // does (a read lock that keeps the WAL from starting over and bounds
+  // what a checkpoint may fold); our own checkpoints wait for views_ == 0.
+  bool defer = defer_load && disk_ != nullptr;
+  if (defer && views_ == 0) {
+    defer = locks_.shm_lock(kSnapshotOwner, wal::kLockReadFirst + 1, 1, SQLITE_SHM_LOCK | SQLITE_SHM_SHARED) ==
+            SQLITE_OK;
+  }
+  std::shared_ptr<DiskView> view;
+  if (defer) {
+    views_++;
+    view = std::make_shared<DiskView>(shared_from_this(), disk_, page_size_);
+    img.pages.resize(file_pages);
+  } else {
+    img.pages.reserve(file_pages);
+    for (uint32_t p = 1; p <= file_pages; p++) img.pages.push_back(store_->db_page(p));
+  }
   for (uint32_t f = backfilled + 1; f <= h.mx_frame; f++) {
     const wal::FrameHeader fh = wal::decode_frame_header(store_->frame_header(f));
-    img.wal.push_back({fh.pgno, fh.db_size, store_->frame_page(f)});
+    img.wal.push_back({fh.pgno, fh.db_size, view ? nullptr : store_->frame_page(f)});
+    if (view) view->frames.push_back(f);
   }
   img.n_page = h.n_page;
   for (const DeferredCommit& d : deferred_) {
@@ -736,7 +788,15 @@ DbImage Database::capture() {
   }
   img.checksum = hash_.value();
   img.pending = pending_;
+  img.source = std::move(view);
   return img;
+}
+
+void Database::release_view() {
+  std::lock_guard lk(mu_);
+  if (views_ > 0 && --views_ == 0) {
+    locks_.shm_lock(kSnapshotOwner, wal::kLockReadFirst + 1, 1, SQLITE_SHM_UNLOCK | SQLITE_SHM_SHARED);
+  }
 }
 
 std::vector<PagePtr> Database::logical_pages(const DbImage& image) {

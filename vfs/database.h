@@ -44,7 +44,7 @@
 
 namespace sqraft {
 
-class Database {
+class Database : public std::enable_shared_from_this<Database> {
  public:
   struct Options {
     uint32_t page_size = 4096;
@@ -126,8 +126,12 @@ class Database {
   void wait_publish();
 
   // A consistent image of the committed state (the pending transaction
-  // included). Cheap: pages are shared, not copied.
-  DbImage capture();
+  // included). Memory mode: cheap, pages are shared, not copied. Disk mode
+  // with `defer_load` (the database must be owned by a shared_ptr): only
+  // the list of what to read; the image's source holds the files still
+  // until load_image() read them (off the loop thread); without it, the
+  // pages are read now.
+  DbImage capture(bool defer_load = false);
   // Replaces the content with `image` (already verified by the caller).
   // Readers in flight keep a consistent view: if any exist, the new content
   // is committed through the WAL instead of replacing the files.
@@ -147,6 +151,8 @@ class Database {
   // mode: true, nothing done.
   Result<bool> begin_disk_checkpoint();
   void end_disk_checkpoint();
+  // A deferred capture let go of the files (its ImageSource is gone).
+  void release_view();
   // The last record written (index 0: none yet).
   AppliedRecord last_record();
 
@@ -236,6 +242,7 @@ class Database {
   // WAL generations: bumped by seal_locked(); a record of an older one is
   // never written. Written under mu_ and record_mu_, read under either.
   uint64_t wal_gen_ = 0;
+  unsigned views_ = 0;    // deferred captures still reading the files
   std::mutex record_mu_;  // one record write at a time; after mu_ if both
   AppliedRecord last_record_;  // guarded by record_mu_
   Shm shm_;

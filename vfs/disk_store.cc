@@ -249,6 +249,21 @@ PagePtr DiskStore::frame_page(uint32_t frame) {
   return p;
 }
 
+int DiskStore::pread_db_page(uint32_t pgno, uint8_t* out) const {
+  const ssize_t r = read_upto(db_fd_, out, page_size_, int64_t(pgno - 1) * page_size_);
+  if (r < 0) return SQLITE_IOERR_READ;
+  std::memset(out + r, 0, page_size_ - size_t(r));
+  return SQLITE_OK;
+}
+
+int DiskStore::pread_frame_page(uint32_t frame, uint8_t* out) const {
+  const int64_t off = int64_t(wal::kHeaderSize + uint64_t(frame - 1) * frame_size() + wal::kFrameHeaderSize);
+  const ssize_t r = read_upto(wal_fd_, out, page_size_, off);
+  if (r < 0) return SQLITE_IOERR_READ;
+  std::memset(out + r, 0, page_size_ - size_t(r));
+  return SQLITE_OK;
+}
+
 int DiskStore::wal_start(const uint8_t header[wal::kHeaderSize]) {
   if (int err = write_all(wal_fd_, header, wal::kHeaderSize, 0); err != 0) return write_error(err);
   std::memcpy(header_, header, wal::kHeaderSize);

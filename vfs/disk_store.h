@@ -70,6 +70,13 @@ class DiskStore final : public Store {
   int wal_keep(uint32_t frames) override;
   int wal_clear() override;
 
+  // Reads a page of the database file (`pgno`) or of a WAL frame
+  // (`frame`) into `out` straight from the file: no state of the store is
+  // touched, so any thread may call it while the owner writes elsewhere.
+  // Past the end of the file: zeros.
+  int pread_db_page(uint32_t pgno, uint8_t* out) const;
+  int pread_frame_page(uint32_t frame, uint8_t* out) const;
+
   // ---- durability (no mutex needed: fds are fixed for the store's life) ----
   int sync_wal();
   int sync_db();

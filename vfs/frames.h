@@ -12,10 +12,12 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "page.h"
+#include "status.h"
 
 namespace sqraft {
 
@@ -60,6 +62,18 @@ struct PendingTxn {
 // 4,000,000,000 would ask for 64 GB.
 inline constexpr uint32_t kMaxUnwrittenPages = uint32_t{1} << 20;
 
+struct DbImage;
+
+// Where the pages of a captured image still are (disk mode). While it
+// exists, the capture keeps the files still: no checkpoint folds frames into
+// the database file and the WAL does not start over. load() reads the pages
+// into the image, on any thread.
+class ImageSource {
+ public:
+  virtual ~ImageSource() = default;
+  virtual Status load(DbImage& img) = 0;
+};
+
 // A database as a snapshot holds it: file pages, the committed WAL frames
 // that are not yet folded into them, and the pending transaction.
 struct DbImage {
@@ -76,6 +90,18 @@ struct DbImage {
   uint64_t checksum = 0;        // StateHash value of the logical content
   PendingTxn pending;
   uint64_t applied_index = 0;   // the log index of this state (0: unknown)
+  // Set: pages and WAL frames are still in the files (nullptr here); see
+  // load_image().
+  std::shared_ptr<ImageSource> source;
 };
+
+// Reads what `img` still has in the files, then lets the files go. No-op
+// for an image that has its pages.
+inline Status load_image(DbImage& img) {
+  if (!img.source) return Status::Ok();
+  Status s = img.source->load(img);
+  img.source.reset();
+  return s;
+}
 
 }  // namespace sqraft

@@ -20,6 +20,8 @@ namespace sqraft {
 
 using LockOwner = const void*;
 inline const LockOwner kSystemOwner = reinterpret_cast<LockOwner>(uintptr_t{1});
+// A snapshot reading a database's files (disk mode): a reader like SQLite's.
+inline const LockOwner kSnapshotOwner = reinterpret_cast<LockOwner>(uintptr_t{2});
 
 class LockTable {
  public:

@@ -483,7 +483,12 @@ bool Vfs::exists(const std::string& db) { return find(db) != nullptr; }
 std::optional<DbImage> Vfs::capture(const std::string& db) {
   std::shared_ptr<Database> d = find(db);
   if (!d) return std::nullopt;
-  return d->capture();
+  DbImage img = d->capture(true);  // disk mode: read on this thread, not under the database's mutex
+  if (Status s = load_image(img); !s.ok()) {
+    spdlog::error("vfs {}: {}", name(), s.message());
+    return std::nullopt;
+  }
+  return img;
 }
 
 size_t Vfs::wal_frames(const std::string& db) {
@@ -727,7 +732,7 @@ std::vector<DbImage> Vfs::capture() {
   }
   std::vector<DbImage> images;
   images.reserve(all.size());
-  for (auto& db : all) images.push_back(db->capture());
+  for (auto& db : all) images.push_back(db->capture(true));
   return images;
 }
 

@@ -128,7 +128,8 @@ class Vfs {
   Status apply_checkpoint(const std::string& db);
   // Runs commits that waited for a local writer to let go of the write lock.
   void drain();
-  // Images of every database, for a snapshot.
+  // Images of every database, for a snapshot (disk mode: their pages still
+  // in the files, for load_image() on the worker thread).
   std::vector<DbImage> capture();
   // Verifies `images` (content against checksums) and makes them the node's
   // databases. On error nothing changes. `index` is the snapshot's log

@@ -140,6 +140,13 @@ int Fsm::snapshot_async(struct raft_fsm* raw, struct raft_buffer* bufs[], unsign
       // snapshot over them. A failure only costs that restart time.
       if (Status s = self->vfs_.persist_all(); !s.ok()) spdlog::warn("snapshot: recording the database files: {}", s.message());
     }
+    // Disk mode: the pages are read from the files here, off the loop.
+    for (DbImage& img : p->images) {
+      if (Status s = load_image(img); !s.ok()) {
+        spdlog::error("snapshot: {}", s.message());
+        return RAFT_IOERR;
+      }
+    }
     // While every page passes through here anyway, check the content against
     // the incrementally tracked checksum: silent local corruption shows up.
     for (const DbImage& img : p->images) {
