@@ -10,7 +10,8 @@
 #
 #   BENCH_DURATION=5 bench/compare.sh
 # Environment: BENCH_DURATION (seconds per run, default 10), SQRAFT_BIN, SQRAFT_PORT
-# (default 9701), DQLITE_PORT (default 9401), BENCH_RESULTS_DIR.
+# (default 9701), DQLITE_PORT (default 9401), BENCH_RESULTS_DIR,
+# SQRAFT_NODE_ARGS (more `sqraft node` options, e.g. "--storage disk").
 # Needs root for apt-get when go-dqlite or jq is missing.
 set -euo pipefail
 
@@ -99,7 +100,7 @@ log "starting sqraft on $SQ_SERVERS"
 for i in 1 2 3; do
   mkdir -p "$WORK/sqraft/n$i"
   "$SQRAFT" node --id "$i" --address "127.0.0.1:$((SQ_PORT + i - 1))" --dir "$WORK/sqraft/n$i" \
-    --cluster "$SQ_CLUSTER" --log-level warn >"$WORK/sqraft/n$i.log" 2>&1 &
+    --cluster "$SQ_CLUSTER" --log-level warn ${SQRAFT_NODE_ARGS:-} >"$WORK/sqraft/n$i.log" 2>&1 &
   SQ_PIDS+=($!)
 done
 

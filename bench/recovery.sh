@@ -15,8 +15,13 @@
 #    it (election timeout + the new leader's barrier + client retry). Three
 #    rounds.
 #
+#    With STORAGE=disk the nodes run --storage disk and each restart is done
+#    twice: after a clean stop (SIGTERM) and after kill -9; the entries the
+#    node applied again are reported with its resident memory.
+#
 # Environment: SIZE_MIB (default 100), LATENCY_MS (node --latency-ms, default:
-# the node's default), BENCH_DIR (default /tmp/sqraft-recovery).
+# the node's default), BENCH_DIR (default /tmp/sqraft-recovery), STORAGE
+# (memory or disk, default memory), SKIP_FAILOVER=1 (restarts only).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -27,6 +32,8 @@ DIR=${BENCH_DIR:-/tmp/sqraft-recovery}
 NAME=sqraft-recovery-$$
 LAT=()
 if [ -n "${LATENCY_MS:-}" ]; then LAT=(--latency-ms "$LATENCY_MS"); fi
+STORAGE=${STORAGE:-memory}
+LAT+=(--storage "$STORAGE")
 
 if [ ! -f "$BUILD/build.ninja" ]; then meson setup "$BUILD" "$ROOT" >/dev/null; fi
 ninja -C "$BUILD" sqraft >/dev/null
@@ -85,19 +92,30 @@ restart_run() { # restart_run LABEL [node flags...]
   f=$((l % 3 + 1))
   local size
   size=$(shell bench "SELECT page_count * page_size / 1048576 FROM pragma_page_count, pragma_page_size")
-  kill -TERM "${PID[$f]}"
-  wait "${PID[$f]}" || true
-  local t0 t1
-  t0=$(date +%s%N)
-  start "$f" "$@"
-  for _ in $(seq 1 600); do
-    grep -q "start-up done" <(tail -n +1 "$DIR/n$f.log" | sed -n '/received SIGTERM/,$p') && break
-    sleep 0.05
+  local how
+  local ways=(TERM)
+  if [ "$STORAGE" = disk ]; then ways=(TERM KILL); fi
+  for how in "${ways[@]}"; do
+    local before
+    before=$(grep -c "start-up done" "$DIR/n$f.log" || true)
+    kill "-$how" "${PID[$f]}"
+    wait "${PID[$f]}" || true
+    local t0 t1
+    t0=$(date +%s%N)
+    start "$f" "$@"
+    for _ in $(seq 1 1200); do
+      [ "$(grep -c "start-up done" "$DIR/n$f.log" || true)" -gt "$before" ] && break
+      sleep 0.05
+    done
+    t1=$(date +%s%N)
+    echo "restart ($label, $STORAGE, SIG$how): ${size} MiB database, node logged start-up in $(startup_ms "$f") ms" \
+      "(process start to ready seen by the script: $(((t1 - t0) / 1000000)) ms)"
+    grep "loaded snapshot and log" "$DIR/n$f.log" | tail -1 | sed 's/^/  log: /'
+    grep "start-up done" "$DIR/n$f.log" | tail -1 | sed 's/.*(\(.*\))$/  applied: \1/'
+    local rss=""
+    for i in 1 2 3; do rss="$rss n$i=$(awk '/VmRSS/ {print int($2/1024) " MiB"}' "/proc/${PID[$i]}/status")"; done
+    echo "  resident memory:$rss"
   done
-  t1=$(date +%s%N)
-  echo "restart ($label): ${size} MiB database, node logged start-up in $(startup_ms "$f") ms" \
-    "(process start to ready seen by the script: $(((t1 - t0) / 1000000)) ms)"
-  grep "loaded snapshot and log" "$DIR/n$f.log" | tail -1 | sed 's/^/  log: /'
   for i in 1 2 3; do kill -TERM "${PID[$i]}" 2>/dev/null || true; done
   for i in 1 2 3; do wait "${PID[$i]}" 2>/dev/null || true; PID[$i]=""; done
 }
@@ -105,6 +123,7 @@ restart_run() { # restart_run LABEL [node flags...]
 restart_run "data in a snapshot" --snapshot-threshold 4 --snapshot-trailing 2
 restart_run "data in the log" --snapshot-threshold 1024
 
+if [ "${SKIP_FAILOVER:-0}" = 1 ]; then exit 0; fi
 # ---- failover ---------------------------------------------------------------------
 rm -rf "$DIR"
 mkdir -p "$DIR/n1" "$DIR/n2" "$DIR/n3"

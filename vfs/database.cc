@@ -518,6 +518,11 @@ void Database::apply_undo(uint64_t txn_id) {
   if (pending_.txn_id == txn_id) pending_.reset();
 }
 
+void Database::note_applied(uint64_t index) {
+  std::lock_guard lk(mu_);
+  if (deferred_.empty() && !capture_.committed) event_index_ = std::max(event_index_, index);
+}
+
 // ---- durability --------------------------------------------------------------
 
 AppliedRecord Database::record_locked() {
@@ -589,11 +594,29 @@ Result<bool> Database::begin_disk_checkpoint() {
     std::lock_guard lk(mu_);
     if (!disk_) return true;
     if (views_ > 0) return false;  // a snapshot reads the files: fold later
-    if (locks_.shm_exclusive_owner(wal::kLockWrite) != nullptr || !deferred_.empty()) return false;
-    locks_.shm_lock(kSystemOwner, wal::kLockWrite, 1, kShmLockExclusive);
+    // Pin a read slot whose mark is the WAL's end now, as a SQLite reader
+    // would: SQLite's checkpoint folds no frame past the mark of a slot it
+    // cannot lock (a lower mark would stop it there), and the record written
+    // next names at least this much. Writers go on meanwhile.
+    const uint32_t end = header_locked().mx_frame;
+    pinned_slot_ = -1;
+    for (int i = 1; i < wal::kNumReaders && pinned_slot_ < 0; i++) {
+      const uint32_t mark = shm_.read_mark(i);
+      if (mark == end &&
+          locks_.shm_lock(kCheckpointOwner, wal::kLockReadFirst + i, 1, SQLITE_SHM_LOCK | SQLITE_SHM_SHARED) ==
+              SQLITE_OK) {
+        pinned_slot_ = i;
+      }
+    }
+    for (int i = 1; i < wal::kNumReaders && pinned_slot_ < 0; i++) {
+      if (locks_.shm_lock(kCheckpointOwner, wal::kLockReadFirst + i, 1, kShmLockExclusive) != SQLITE_OK) continue;
+      shm_.set_read_mark(i, end);
+      locks_.shm_lock(kCheckpointOwner, wal::kLockReadFirst + i, 1, kShmUnlockExclusive);
+      locks_.shm_lock(kCheckpointOwner, wal::kLockReadFirst + i, 1, SQLITE_SHM_LOCK | SQLITE_SHM_SHARED);
+      pinned_slot_ = i;
+    }
+    if (pinned_slot_ < 0) return false;  // every slot busy: fold later
   }
-  // Nobody can publish a commit now: the record names every frame the
-  // checkpoint can fold into the database file.
   if (Status s = persist(); !s.ok()) {
     end_disk_checkpoint();
     return s;
@@ -601,10 +624,16 @@ Result<bool> Database::begin_disk_checkpoint() {
   return true;
 }
 
+bool Database::writer_active() {
+  std::lock_guard lk(mu_);
+  return locks_.shm_exclusive_owner(wal::kLockWrite) != nullptr;
+}
+
 void Database::end_disk_checkpoint() {
   std::lock_guard lk(mu_);
-  if (disk_ && locks_.shm_exclusive_owner(wal::kLockWrite) == kSystemOwner) {
-    release_system_locks_locked(wal::kLockWrite, 1);
+  if (pinned_slot_ > 0) {
+    locks_.shm_lock(kCheckpointOwner, wal::kLockReadFirst + pinned_slot_, 1, SQLITE_SHM_UNLOCK | SQLITE_SHM_SHARED);
+    pinned_slot_ = -1;
   }
 }
 

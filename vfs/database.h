@@ -23,6 +23,7 @@
 // its commit is applied (a bounded, in-memory step).
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -120,6 +121,10 @@ class Database : public std::enable_shared_from_this<Database> {
   Status apply_frames(FramesBatch batch, bool own, uint64_t index = 0);
   // Drops the pending transaction `txn_id` (no-op if it is not pending).
   void apply_undo(uint64_t txn_id);
+  // Log entry `index` touched this database without changing what the
+  // files hold (a Checkpoint, an Undo): a record may name it, unless a
+  // commit applied earlier is not in the files yet.
+  void note_applied(uint64_t index);
   // Runs queued commits if the loop thread holds the write lock.
   void drain_deferred();
   // Waits until the writer has published a commit it was told is applied.
@@ -144,13 +149,21 @@ class Database : public std::enable_shared_from_this<Database> {
   // Makes the published state durable (WAL and database file synced) and
   // records it. Any thread; blocks on fsync, never with mu_ held.
   Status persist();
-  // Disk mode, loop thread, around a checkpoint: takes the WAL write lock
-  // (false: a writer holds it or commits wait; checkpoint later) and makes
-  // a record of every frame the checkpoint may fold into the database file
-  // (SQLite syncs the WAL before a checkpoint for the same reason). Memory
-  // mode: true, nothing done.
+  // Disk mode, loop thread, around a checkpoint: pins a read slot at the
+  // WAL's end (false: none free, or a snapshot reads the files; checkpoint
+  // later) and makes a record of every frame the checkpoint may fold into
+  // the database file (SQLite syncs the WAL before a checkpoint for the same
+  // reason). Memory mode: true, nothing done.
   Result<bool> begin_disk_checkpoint();
   void end_disk_checkpoint();
+  // Disk mode on a leader: a Checkpoint came while a writer held the WAL
+  // write lock. The writer's own thread folds the WAL after its commit (as
+  // SQLite's autocheckpoint would), so that its next transaction can start
+  // the WAL over; a checkpoint on the loop thread would always race the
+  // next commit.
+  bool writer_active();
+  void want_fold() { fold_wanted_ = true; }
+  bool take_fold() { return fold_wanted_.exchange(false); }
   // A deferred capture let go of the files (its ImageSource is gone).
   void release_view();
   // The last record written (index 0: none yet).
@@ -243,6 +256,8 @@ class Database : public std::enable_shared_from_this<Database> {
   // never written. Written under mu_ and record_mu_, read under either.
   uint64_t wal_gen_ = 0;
   unsigned views_ = 0;    // deferred captures still reading the files
+  int pinned_slot_ = -1;  // the read slot a disk checkpoint holds (guarded by mu_)
+  std::atomic<bool> fold_wanted_{false};
   std::mutex record_mu_;  // one record write at a time; after mu_ if both
   AppliedRecord last_record_;  // guarded by record_mu_
   Shm shm_;

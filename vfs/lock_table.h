@@ -22,6 +22,8 @@ using LockOwner = const void*;
 inline const LockOwner kSystemOwner = reinterpret_cast<LockOwner>(uintptr_t{1});
 // A snapshot reading a database's files (disk mode): a reader like SQLite's.
 inline const LockOwner kSnapshotOwner = reinterpret_cast<LockOwner>(uintptr_t{2});
+// A checkpoint bounded to what a record names (disk mode): a reader too.
+inline const LockOwner kCheckpointOwner = reinterpret_cast<LockOwner>(uintptr_t{3});
 
 class LockTable {
  public:

@@ -561,6 +561,12 @@ Result<size_t> Vfs::load() {
   for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
     if (!e.is_regular_file()) continue;
     std::string file = e.path().filename().string();
+    if (ends_with(file, kShmSuffix)) {
+      // The wal-index a SQLite program (the sqlite3 shell) left next to a
+      // stopped node's files; the node keeps its own in memory.
+      std::filesystem::remove(e.path(), ec);
+      continue;
+    }
     if (ends_with(file, kWalSuffix)) file.resize(file.size() - std::strlen(kWalSuffix));
     if (!recorded.count(file)) {
       spdlog::info("vfs {}: removing '{}': no record of what it holds", name(), e.path().string());
@@ -603,6 +609,27 @@ Result<std::shared_ptr<Database>> Vfs::load_one(const std::string& file) {
 uint64_t Vfs::recovered_index(const std::string& db) {
   std::shared_ptr<Database> d = find(db);
   return d ? d->recovered_index() : 0;
+}
+
+void Vfs::fold_if_wanted(const std::string& db_name, sqlite3* conn) {
+  if (!on_disk()) return;
+  std::shared_ptr<Database> db = find(db_name);
+  if (!db || !db->take_fold()) return;
+  Result<bool> go = db->begin_disk_checkpoint();
+  if (!go.ok()) {
+    spdlog::warn("vfs {}: checkpoint of '{}' skipped: {}", name(), db_name, go.status().message());
+    return;
+  }
+  if (!go.value()) {
+    db->want_fold();  // a snapshot reads the files: after the next commit
+    return;
+  }
+  int log_frames = 0, done_frames = 0;
+  const int rc = sqlite3_wal_checkpoint_v2(conn, "main", SQLITE_CHECKPOINT_PASSIVE, &log_frames, &done_frames);
+  db->end_disk_checkpoint();
+  if (rc != SQLITE_OK && (rc & 0xff) != SQLITE_BUSY) {
+    spdlog::warn("vfs {}: checkpoint of '{}': {}", name(), db_name, sqlite3_errmsg(conn));
+  }
 }
 
 Status Vfs::persist_all() {
@@ -662,10 +689,11 @@ Status Vfs::apply_frames(FramesBatch batch, bool own, uint64_t index) {
   return db->apply_frames(std::move(batch), own, index).with_context("apply frames: db '" + name + "'");
 }
 
-Status Vfs::apply_undo(const std::string& db_name, uint64_t txn_id) {
+Status Vfs::apply_undo(const std::string& db_name, uint64_t txn_id, uint64_t index) {
   std::shared_ptr<Database> db = find(db_name);
   if (!db) return Status::NotFound("undo for unknown database '" + db_name + "'");
   db->apply_undo(txn_id);
+  db->note_applied(index);
   return Status::Ok();
 }
 
@@ -682,19 +710,26 @@ sqlite3* Vfs::system_connection(const std::string& db) {
   return *conn;
 }
 
-Status Vfs::apply_checkpoint(const std::string& db_name) {
+Status Vfs::apply_checkpoint(const std::string& db_name, uint64_t index) {
   std::shared_ptr<Database> db = find(db_name);
   if (!db) return Status::NotFound("checkpoint of unknown database '" + db_name + "'");
+  // Whatever the fold below does, the logical state after this entry is
+  // the one before it.
+  db->note_applied(index);
   db->wait_publish();
   sqlite3* conn = system_connection(db_name);
   if (conn == nullptr) return Status::Internal("checkpoint: no connection to '" + db_name + "'");
   // Where local transactions may write (the leader), never take the write
   // lock: a PASSIVE checkpoint folds the WAL and the next writer restarts it.
-  // Elsewhere TRUNCATE also resets the WAL right away. Disk mode holds the
-  // write lock itself around a PASSIVE checkpoint (begin_disk_checkpoint);
-  // the next commit restarts the WAL.
+  // Elsewhere TRUNCATE also resets the WAL right away. Disk mode bounds a
+  // PASSIVE checkpoint with a read slot (begin_disk_checkpoint); the next
+  // commit restarts the WAL.
   const bool local_writers = hooks_ == nullptr || hooks_->writes_allowed();
   int mode = local_writers ? SQLITE_CHECKPOINT_PASSIVE : SQLITE_CHECKPOINT_TRUNCATE;
+  if (db->on_disk() && local_writers && db->writer_active()) {
+    db->want_fold();  // the writer folds after its commit (fold_if_wanted)
+    return Status::Ok();
+  }
   if (db->on_disk()) {
     Result<bool> go = db->begin_disk_checkpoint();
     if (!go.ok()) {

@@ -114,6 +114,10 @@ class Vfs {
   Result<size_t> load();
   // The log index database `db` held when it was loaded (0: not loaded).
   uint64_t recovered_index(const std::string& db);
+  // Disk mode: folds the WAL of `db` through `conn` (the database's writer
+  // connection, between transactions) if a Checkpoint asked for it while
+  // that writer was busy (Database::want_fold). Cheap when nothing is asked.
+  void fold_if_wanted(const std::string& db, sqlite3* conn);
   // Makes every database's current state durable and records it (see
   // Database::persist). Any thread but the loop's: it waits for fsync.
   Status persist_all();
@@ -123,9 +127,9 @@ class Vfs {
   // the log entry's (0: unknown).
   Status apply_open(const std::string& db, const PagePtr& page1, uint64_t index = 0);
   Status apply_frames(FramesBatch batch, bool own, uint64_t index = 0);
-  Status apply_undo(const std::string& db, uint64_t txn_id);
+  Status apply_undo(const std::string& db, uint64_t txn_id, uint64_t index = 0);
   // Folds the WAL of `db` into its pages as far as local readers allow.
-  Status apply_checkpoint(const std::string& db);
+  Status apply_checkpoint(const std::string& db, uint64_t index = 0);
   // Runs commits that waited for a local writer to let go of the write lock.
   void drain();
   // Images of every database, for a snapshot (disk mode: their pages still

@@ -60,9 +60,9 @@ Status Fsm::apply_command(const struct raft_buffer* buf, uint64_t index, uint64_
     return s;
   }
   if (auto* undo = std::get_if<UndoCommand>(&cmd.body)) {
-    return vfs_.apply_undo(undo->db, undo->txn_id);
+    return vfs_.apply_undo(undo->db, undo->txn_id, index);
   }
-  return vfs_.apply_checkpoint(std::get<CheckpointCommand>(cmd.body).db);
+  return vfs_.apply_checkpoint(std::get<CheckpointCommand>(cmd.body).db, index);
 }
 
 int Fsm::apply(struct raft_fsm* raw, const struct raft_buffer* buf, void** result) {

@@ -430,6 +430,8 @@ bool DbWriter::drain_one(std::unique_lock<std::mutex>& lk) {
   } else {
     run_one(batch[0]);
   }
+  // Between transactions: a checkpoint the leader's loop left to us.
+  if (conn_ != nullptr && sqlite3_get_autocommit(conn_)) vfs_.fold_if_wanted(db_, conn_);
   last_used_ = Clock::now();
   lk.lock();
   return true;
