@@ -914,7 +914,7 @@ Status Database::store_failure_locked(int rc, const char* what) {
   if (rc == SQLITE_OK) return Status::Ok();
   Status s = Status::Error(rc, "db '" + name_ + "': " + what + " failed: " + sqlite3_errstr(rc));
   if (failure_.ok()) {
-    spdlog::critical("{}; this node's copy can no longer follow the log", s.message());
+    spdlog::error("{}; this node's copy can no longer follow the log", s.message());
     failure_ = s;
   }
   return s;

@@ -32,6 +32,9 @@ inline constexpr int kErrReadonlyNotLeader = SQLITE_READONLY | (40 << 8);  // 10
 // sqraft's own: the node stopped because its Raft log could not be written
 // (a full disk): safe to restart once the cause is gone.
 inline constexpr int kErrRaftWrite = SQLITE_IOERR | (43 << 8);        // 11018
+// sqraft's own: the node stopped because its database files (disk storage)
+// could not be written while it applied the log: the same remedy.
+inline constexpr int kErrStorageWrite = SQLITE_IOERR | (44 << 8);     // 11274
 // sqraft's own: this node's copy of the data differs from the leader's.
 inline constexpr int kErrDivergence = SQLITE_CORRUPT | (99 << 8);
 

@@ -34,7 +34,7 @@ const std::string& command_db(const Command& cmd) {
 bool local_write_failure(const Status& s) {
   const int primary = s.code() & 0xff;
   return primary == SQLITE_FULL || (primary == SQLITE_IOERR && !s.is_not_leader() && !s.is_leadership_lost() &&
-                                    !s.is_outcome_unknown() && s.code() != kErrRaftWrite);
+                                    !s.is_outcome_unknown() && s.code() != kErrRaftWrite && s.code() != kErrStorageWrite);
 }
 
 }  // namespace
@@ -91,7 +91,21 @@ int Fsm::apply(struct raft_fsm* raw, const struct raft_buffer* buf, void** resul
       self->metrics_->applied_entries++;
       self->metrics_->applied_bytes += len;
     }
-    if (s.is_divergence() || (self->vfs_.on_disk() && local_write_failure(s))) {
+    if (self->vfs_.on_disk() && local_write_failure(s)) {
+      // A full disk is not a bug: an error, and the node stops; the log
+      // still holds the entry, a restart applies it again.
+      spdlog::error("apply: the database files cannot be written: {}", s.message());
+      self->halted_ = true;
+      const Status why = Status::Error(kErrStorageWrite, "the database files could not be written: " + s.message());
+      // The entry is committed (it is being applied), this copy just cannot
+      // show it: its writer learns the outcome is unknown, not a failure.
+      if (proposal_id != 0) {
+        self->observer_.applied(proposal_id, Status::Error(kErrOutcomeUnknown, "commit outcome unknown: " + why.message()));
+      }
+      self->observer_.diverged(why);
+      return RAFT_IOERR;
+    }
+    if (s.is_divergence()) {
       spdlog::critical("FATAL: {}", s.message());
       self->halted_ = true;
       if (proposal_id != 0) self->observer_.applied(proposal_id, s);

@@ -477,8 +477,13 @@ void Proposer::diverged(const Status& status) {
   divergence_ = status;
   diverged_ = true;
   writes_allowed_ = false;
+  // A node that cannot write its database files stops; what it proposed
+  // may still commit on the others.
+  const Status told = status.code() == kErrStorageWrite
+                          ? Status::Error(kErrOutcomeUnknown, "commit outcome unknown: " + status.message())
+                          : status;
   for (auto& [id, p] : inflight_) {
-    if (p->waiter) p->waiter->complete(status);
+    if (p->waiter) p->waiter->complete(told);
   }
   if (on_fatal_) on_fatal_(status);
 }

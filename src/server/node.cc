@@ -285,7 +285,11 @@ Status NodeImpl::init_raft() {
   proposer_->on_fatal([this](const Status& why) {
     // Silent divergence is the worst failure a replicated database can have:
     // stop serving at once, loudly, and leave the data for inspection.
-    spdlog::critical("node {}: stopping: {}", options_.id, why.message());
+    if (why.code() == kErrStorageWrite) {
+      spdlog::error("node {}: stopping: {}", options_.id, why.message());  // a full disk, not a bug
+    } else {
+      spdlog::critical("node {}: stopping: {}", options_.id, why.message());
+    }
     stop_itself(why);
   });
   io_shim_ = std::make_unique<RaftIoShim>(&io_);

@@ -149,7 +149,7 @@ int run_node(const NodeArgs& a) {
 
   static std::atomic<bool> write_failed{false};
   o.on_fatal = [](const Status& why) {
-    if (why.code() == kErrRaftWrite) write_failed = true;
+    if (why.code() == kErrRaftWrite || why.code() == kErrStorageWrite) write_failed = true;
     ::kill(::getpid(), SIGUSR1);
   };
   Result<std::unique_ptr<Node>> node = Node::create(o);

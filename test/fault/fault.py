@@ -74,7 +74,9 @@ class Run:
         disk_mb = args.disk_mb if args.nemesis in ("disk-full",) else 0
         self.cluster = netcluster.NetCluster(args.binary, self.root, n=args.nodes, latency_ms=args.latency_ms,
                                              node_env=env, disk_mb=disk_mb,
-                                             node_args=["--log-level", "info"], target=args.target)
+                                             node_args=["--log-level", "info"] +
+                                             (["--storage", args.storage] if args.target == "sqraft" else []),
+                                             target=args.target)
         self.events = []  # (time, what) of the nemesis
         self.nemesis_error = None
         self.counts = {"ok": 0, "fail": 0, "info": 0}
@@ -507,6 +509,7 @@ def main(argv=None):
     ap.add_argument("--target", choices=("sqraft", "dqlite"), default="sqraft",
                     help="dqlite: the same run against Debian's dqlite-demo nodes (the control)")
     ap.add_argument("--nodes", type=int, default=3)
+    ap.add_argument("--storage", choices=("memory", "disk"), default="memory", help="the sqraft nodes' --storage")
     ap.add_argument("--clients", type=int, default=5)
     ap.add_argument("--op-timeout", type=float, default=1.5, help="seconds before an operation is given up")
     ap.add_argument("--latency-ms", type=int, default=20, help="the nodes' --latency-ms")
