@@ -115,6 +115,9 @@ Proposer::~Proposer() {
     if (p->waiter) p->waiter->complete(Status::LeadershipLost("node destroyed"));
   }
   for (auto& [id, l] : limbo_) l.waiter->complete(Status::Error(kErrOutcomeUnknown, "node destroyed"));
+  // libraft 0.15 closes without calling back a barrier that never
+  // committed (a leader that lost its quorum); Raft is closed by now.
+  for (void* b : outstanding_barriers_) delete static_cast<BarrierRequest*>(b);
 }
 
 void Proposer::attach(struct raft* raft, std::function<void()> wake_loop) {
@@ -403,6 +406,7 @@ void Proposer::start_read_barrier() {
     read_waiting_.clear();
     return;
   }
+  outstanding_barriers_.insert(b);
   read_inflight_.swap(read_waiting_);
   read_waiting_.clear();
   read_barrier_inflight_ = true;
@@ -410,6 +414,7 @@ void Proposer::start_read_barrier() {
 
 void Proposer::read_barrier_cb(struct raft_barrier* req, int status) {
   std::unique_ptr<BarrierRequest> b(static_cast<BarrierRequest*>(req->data));
+  b->self->outstanding_barriers_.erase(b.get());
   at_c_boundary("read barrier completion", [&] {
     Proposer* self = b->self;
     self->read_barrier_inflight_ = false;
@@ -549,11 +554,13 @@ void Proposer::update_leadership() {
     delete b;
     return;  // try again on the next poll
   }
+  outstanding_barriers_.insert(b);
   barrier_term_ = term;
 }
 
 void Proposer::barrier_cb(struct raft_barrier* req, int status) {
   std::unique_ptr<BarrierRequest> b(static_cast<BarrierRequest*>(req->data));
+  b->self->outstanding_barriers_.erase(b.get());
   at_c_boundary("barrier completion", [&] { b->self->barrier_done(b->term, status); });
 }
 

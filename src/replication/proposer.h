@@ -203,6 +203,8 @@ class Proposer final : public ReplicationHooks, public FsmObserver {
   std::vector<std::shared_ptr<Waiter>> read_waiting_;
   std::vector<std::shared_ptr<Waiter>> read_inflight_;
   bool read_barrier_inflight_ = false;
+  // raft_barrier requests libraft has not called back yet (loop thread).
+  std::set<void*> outstanding_barriers_;
   // Rounds of the read barrier: started, last committed, last failed; and
   // whether a ticket waits for the next round.
   uint64_t barrier_round_ = 0;
