@@ -187,6 +187,8 @@ class Database : public std::enable_shared_from_this<Database> {
   static std::vector<PagePtr> logical_pages(const DbImage& image);
 
  private:
+  static constexpr int kShmLockExclusive = SQLITE_SHM_LOCK | SQLITE_SHM_EXCLUSIVE;
+  static constexpr int kShmUnlockExclusive = SQLITE_SHM_UNLOCK | SQLITE_SHM_EXCLUSIVE;
   struct Capture {  // the current writer's transaction
     LockOwner writer = nullptr;
     uint64_t txn_id = 0;
