@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <sqlite3.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 #include <xxhash.h>
 
@@ -274,11 +275,21 @@ int DiskStore::wal_start(const uint8_t header[wal::kHeaderSize]) {
 
 int DiskStore::wal_append(const uint8_t header[wal::kFrameHeaderSize], const PagePtr& page) {
   const int64_t off = int64_t(wal::kHeaderSize + headers_.size() * frame_size());
-  // One write per frame: header and page together.
-  std::vector<uint8_t> buf(frame_size());
-  std::memcpy(buf.data(), header, wal::kFrameHeaderSize);
-  std::memcpy(buf.data() + wal::kFrameHeaderSize, page.get(), page_size_);
-  if (int err = write_all(wal_fd_, buf.data(), buf.size(), off); err != 0) return write_error(err);
+  // One write per frame, header and page together, without copying the page.
+  struct iovec iov[2] = {{const_cast<uint8_t*>(header), wal::kFrameHeaderSize}, {page.get(), page_size_}};
+  const ssize_t w = ::pwritev(wal_fd_, iov, 2, off);
+  if (w != ssize_t(frame_size())) {
+    // Short or failed: finish (or fail) with plain writes of what is left.
+    const size_t done = w < 0 ? 0 : size_t(w);
+    if (w < 0 && errno != EINTR) return write_error(errno);
+    for (size_t pos = done; pos < frame_size();) {
+      const bool in_header = pos < wal::kFrameHeaderSize;
+      const uint8_t* p = in_header ? header + pos : page.get() + (pos - wal::kFrameHeaderSize);
+      const size_t n = in_header ? wal::kFrameHeaderSize - pos : frame_size() - pos;
+      if (int err = write_all(wal_fd_, p, n, off + int64_t(pos)); err != 0) return write_error(err);
+      pos += n;
+    }
+  }
   headers_.emplace_back();
   std::memcpy(headers_.back().data(), header, wal::kFrameHeaderSize);
   wal_bytes_ = off + int64_t(frame_size());

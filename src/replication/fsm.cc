@@ -44,7 +44,7 @@ Status Fsm::apply_command(const struct raft_buffer* buf, uint64_t index, uint64_
   if (!decoded.ok()) return decoded.status();
   Command& cmd = decoded.value();
   *proposal_id = cmd.proposal_id;
-  if (index > 0 && index <= vfs_.recovered_index(command_db(cmd))) {
+  if (index > 0 && vfs_.on_disk() && index <= vfs_.recovered_index(command_db(cmd))) {
     *skipped = true;  // the database's files already hold this entry
     return Status::Ok();
   }
